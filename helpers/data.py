@@ -1,0 +1,132 @@
+"""01 load: a corpus from the Hub, the installed Wikipedia text or a file, split with a seed.
+
+Every source goes through ``datasets.load_dataset`` or ``Dataset``, so every later step sees the
+same thing: a ``DatasetDict`` with ``train`` and ``test`` and a text column (``settings.text_field``).
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from datasets import Dataset, DatasetDict, load_dataset
+
+from . import assets
+from .config import Settings
+
+TEXT_SUFFIXES = {".txt": "text", ".text": "text", ".jsonl": "json", ".json": "json"}
+
+
+class CorpusError(ValueError):
+    """The corpus could not be loaded or is unusable; the message says what to try."""
+
+
+def load_corpus(settings: Settings) -> Dataset:
+    """The whole corpus as one Dataset (01_load), limited to ``num_examples`` where set."""
+    if settings.data == assets.WIKI_SCIENCE:
+        corpus = load_wiki_science()
+    elif settings.data == "hub":
+        corpus = load_hub(settings)
+    else:
+        corpus = load_text_file(Path(settings.data), settings.text_field)
+    if settings.text_field not in corpus.column_names:
+        raise CorpusError(
+            f"the corpus has no column {settings.text_field!r}; its columns are {corpus.column_names}: "
+            f"set text_field to the one that holds the text"
+        )
+    if settings.data != "hub" and settings.num_examples is not None:
+        if settings.num_examples > len(corpus):
+            raise CorpusError(
+                f"num_examples={settings.num_examples} but the corpus has only {len(corpus)} records: "
+                f"use num_examples=None for all of them"
+            )
+        corpus = corpus.select(range(settings.num_examples))
+    return corpus
+
+
+def load_wiki_science() -> Dataset:
+    """The 3,216 Wikipedia lead summaries on science, biology, technology and mathematics."""
+    articles = json.loads(assets.wiki_summaries_file().read_text(encoding="utf-8"))
+    rows = [
+        {"title": a["title"], "topic": a["topic"], "text": a["extract"]}
+        for a in articles.values()
+        if a.get("topic") in assets.SCIENCE_TOPICS and a.get("extract")
+    ]
+    return Dataset.from_list(rows)
+
+
+def load_hub(settings: Settings) -> Dataset:
+    """``load_dataset(name, config, revision=..., split="train[:N]")`` then ``flatten()``, as the guide does.
+
+    ``dataset_name`` may also be a local folder of parquet or JSON files (the same call reads it).
+    """
+    split = settings.dataset_split
+    if settings.num_examples is not None:
+        split = f"{split}[:{settings.num_examples}]"
+    kwargs = {"revision": settings.dataset_revision} if settings.dataset_revision else {}
+    try:
+        corpus = load_dataset(settings.dataset_name, settings.dataset_config, split=split, **kwargs)
+    except Exception as err:  # datasets raises many types here: connection, offline mode, scripts, not found
+        raise CorpusError(_hub_advice(settings, err)) from err
+    # ELI5 nests the answers: flatten() turns answers{text, score, ...} into answers.text, answers.score, ...
+    return corpus.flatten()
+
+
+def _hub_advice(settings: Settings, err: Exception) -> str:
+    tried = f"{settings.dataset_name!r} (config {settings.dataset_config!r}, revision {settings.dataset_revision!r})"
+    message = str(err)
+    if "scripts are no longer supported" in message.lower() or "loading script" in message.lower():
+        why = "it is a script dataset, which datasets 4 and later refuse"
+        fix = "try dataset_revision='refs/convert/parquet' (the Hub's parquet conversion) or a parquet mirror"
+    elif assets.hub_offline():
+        why = "HF_HUB_OFFLINE is set, so the Hub is not asked"
+        fix = "unset HF_HUB_OFFLINE where there is a network"
+    else:
+        why = f"{type(err).__name__}: {message.splitlines()[0] if message else ''}"
+        fix = "check the name and revision, and the network"
+    return (
+        f"could not load the dataset {tried}: {why}. To fix: {fix}; or run offline with profile='tiny' "
+        f"(data='wiki-science'), or pass a local copy as data='path/to/file.jsonl' or dataset_name='path/to/folder'."
+    )
+
+
+def load_text_file(file: Path, text_field: str = "text") -> Dataset:
+    """A user's own text: ``.txt`` (one document per line) or ``.jsonl`` (one JSON object per line)."""
+    if not file.is_file():
+        raise CorpusError(f"no such file: {file} (data= takes 'wiki-science', 'hub', or a .txt/.jsonl file)")
+    builder = TEXT_SUFFIXES.get(file.suffix.lower())
+    if builder is None:
+        raise CorpusError(f"{file}: unknown kind of file; use .txt (a document per line) or .jsonl (a JSON object per line)")
+    if file.stat().st_size == 0:
+        raise CorpusError(f"{file} is empty")
+    try:
+        file.read_bytes().decode("utf-8")
+    except UnicodeDecodeError as err:
+        raise CorpusError(f"{file} is not UTF-8 text (byte {err.start}); convert it, e.g. `iconv -t utf-8`") from err
+    corpus = load_dataset(builder, data_files=str(file), split="train")
+    if builder == "text":
+        corpus = corpus.filter(lambda row: bool(row["text"].strip()))
+    return corpus
+
+
+def split_corpus(corpus: Dataset, settings: Settings) -> DatasetDict:
+    """A seeded train/test split (the guide's ``train_test_split(test_size=0.2)`` had no seed)."""
+    n_test = round(len(corpus) * settings.test_size)
+    if n_test < 1 or n_test > len(corpus) - 1:
+        raise CorpusError(
+            f"test_size={settings.test_size} of {len(corpus)} records leaves a split empty: "
+            f"use more records or a test_size nearer 0.5"
+        )
+    return corpus.train_test_split(test_size=settings.test_size, seed=settings.seed)
+
+
+def counts(splits: DatasetDict, text_field: str) -> dict[str, dict[str, int]]:
+    """Records and words per split: what the learner checks after loading."""
+
+    def words(value) -> int:
+        return sum(len(t.split()) for t in value) if isinstance(value, list) else len(value.split())
+
+    return {
+        name: {"records": len(split), "words": sum(words(v) for v in split[text_field])}
+        for name, split in splits.items()
+    }

@@ -1,0 +1,37 @@
+"""05 evaluate: perplexity on the fixed, pre-masked evaluation set, before and after fine-tuning.
+
+Perplexity is ``exp`` of the mean cross-entropy over the masked tokens. The guide takes
+``exp(trainer.evaluate()["eval_loss"])``: a mean of per-batch means, over masks drawn afresh at
+every call. Here every token counts once and the masks are the same at every call.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from datasets import Dataset
+from torch.utils.data import DataLoader
+from transformers import default_data_collator
+
+from .collate import IGNORE
+
+
+@torch.no_grad()
+def mean_loss(model, eval_masks: Dataset, batch_size: int = 64) -> float:
+    """Mean cross-entropy per masked token over the whole evaluation set."""
+    model.eval()
+    device = next(model.parameters()).device
+    loader = DataLoader(eval_masks.with_format("torch"), batch_size=batch_size, collate_fn=default_data_collator)
+    total, count = 0.0, 0
+    for batch in loader:
+        batch = {k: v.to(device) for k, v in batch.items()}
+        n = int((batch["labels"] != IGNORE).sum())
+        total += float(model(**batch).loss) * n  # the model's loss is the mean over this batch's masked tokens
+        count += n
+    return total / count
+
+
+def perplexity(model, eval_masks: Dataset, batch_size: int = 64) -> float:
+    """``exp(mean_loss)``: how many tokens the model is, on average, as unsure between."""
+    return math.exp(mean_loss(model, eval_masks, batch_size))

@@ -1,0 +1,96 @@
+"""Run the six notebooks in order with papermill, then print the headline figures (``make run-all``).
+
+    python -m helpers.run_all                         # the tiny profile, offline
+    python -m helpers.run_all --profile guide -p learning_rate 3e-5
+
+Executed notebooks go to ``runs/<profile>/notebooks/`` (or ``--output-dir``); the notebooks in
+``notebooks/`` are only read.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from . import runs
+from .config import Settings, make_settings, parse_value, project_root
+
+NOTEBOOKS = ("01_load", "02_preprocess", "03_collate", "04_train", "05_evaluate", "06_infer")
+QUIET = {  # unattended runs: no progress bars in the executed notebooks
+    "TQDM_DISABLE": "1",
+    "HF_DATASETS_DISABLE_PROGRESS_BARS": "1",
+    "HF_HUB_DISABLE_PROGRESS_BARS": "1",
+}
+
+
+def run_all(parameters: dict[str, Any], output_dir: Path | None = None) -> Settings:
+    """Execute every notebook with ``parameters`` (none: each notebook's own defaults)."""
+    import papermill
+
+    settings = make_settings(**parameters)  # a bad name or value fails here, before any notebook runs
+    source = project_root() / "notebooks"
+    output_dir = output_dir or runs.path(settings, "notebooks")
+    output_dir.mkdir(parents=True, exist_ok=True)
+    for key, value in QUIET.items():
+        os.environ.setdefault(key, value)
+    for name in NOTEBOOKS:
+        start = time.perf_counter()
+        print(f"{name} ...", end=" ", flush=True)
+        papermill.execute_notebook(
+            str(source / f"{name}.ipynb"),
+            str(output_dir / f"{name}.ipynb"),
+            parameters=parameters,
+            cwd=str(source),
+            kernel_name="python3",
+            progress_bar=False,
+        )
+        print(f"{time.perf_counter() - start:.1f} s", flush=True)
+    return settings
+
+
+def headline(settings: Settings, output_dir: Path) -> str:
+    """The figures a reader wants after a run, read back from ``metrics.json``."""
+    m = runs.read_metrics(settings)
+    before, after = m["perplexity_before"], m["perplexity_after"]
+    fills = ", ".join(f"{r['token_str']} {r['score']:.3f}" for r in m["fill_mask"])
+    return "\n".join(
+        [
+            f"profile {settings.profile}: {settings.model} on {settings.data}",
+            f"perplexity on the fixed evaluation masks: {before:.1f} before, {after:.1f} after fine-tuning "
+            f"({before / after:.1f}x lower)",
+            f"fill-mask, fine-tuned, {m['fill_mask_text']!r}: {fills}",
+            f"training: {m['train_steps']} steps in {m['train_seconds']:.1f} s",
+            f"executed notebooks: {output_dir}",
+            f"model: {runs.path(settings, 'model')}",
+            f"metrics: {runs.path(settings, runs.METRICS)}",
+        ]
+    )
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--profile", default=None, help="tiny (default) or guide")
+    parser.add_argument("-p", nargs=2, action="append", default=[], metavar=("NAME", "VALUE"), help="a parameter")
+    parser.add_argument("--output-dir", type=Path, default=None, help="where executed notebooks go")
+    args = parser.parse_args(argv)
+    parameters = {name: parse_value(value) for name, value in args.p}
+    if args.profile:
+        parameters["profile"] = args.profile
+    import papermill
+
+    try:
+        settings = run_all(parameters, args.output_dir)
+    except papermill.PapermillExecutionError as err:
+        print(f"\nfailed in cell {err.exec_count}: {err.ename}: {err.evalue}", file=sys.stderr)
+        return 1
+    print()
+    print(headline(settings, args.output_dir or runs.path(settings, "notebooks")))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,110 @@
+"""The run folder ``runs/<profile>/``: what each notebook writes there and the next one reads.
+
+Every artifact is written under a temporary name and renamed into place when complete, so a
+crash never leaves a half-written artifact that a later notebook would read as good.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import tempfile
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any, Iterator
+
+from .config import Settings
+
+# artifact -> the notebook that writes it
+PRODUCERS: dict[str, str] = {
+    "splits": "01_load",
+    "blocks": "02_preprocess",
+    "eval_masks": "03_collate",
+    "model": "04_train",
+    "train_log.json": "04_train",
+}
+METRICS = "metrics.json"
+
+
+class MissingArtifactError(FileNotFoundError):
+    """An earlier notebook's output is missing; the message names the notebook to run first."""
+
+
+def path(settings: Settings, name: str) -> Path:
+    return settings.run_path / name
+
+
+def require(settings: Settings, name: str) -> Path:
+    """The path of an earlier notebook's artifact, or an error naming the notebook to run first."""
+    target = path(settings, name)
+    if not target.exists():
+        producer = PRODUCERS.get(name, "the earlier notebooks")
+        raise MissingArtifactError(
+            f"{name} is missing from {settings.run_path}: run {producer} first "
+            f"(with the same profile, {settings.profile!r}), or `make run-all`"
+        )
+    return target
+
+
+@contextmanager
+def atomic_path(target: Path) -> Iterator[Path]:
+    """Yield a temporary path beside ``target``; on success it replaces ``target`` in one rename."""
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=target.parent)) / target.name
+    try:
+        yield tmp
+        old = target.parent / f".{target.name}.old"
+        if target.exists():
+            _remove(old)
+            os.replace(target, old)
+        os.replace(tmp, target)
+        _remove(old)
+    finally:
+        _remove(tmp.parent)
+
+
+def _remove(p: Path) -> None:
+    if p.is_dir():
+        shutil.rmtree(p, ignore_errors=True)
+    elif p.exists():
+        p.unlink()
+
+
+def save_dataset(dataset, settings: Settings, name: str) -> Path:
+    """``save_to_disk`` a Dataset or DatasetDict into the run folder, atomically."""
+    target = path(settings, name)
+    with atomic_path(target) as tmp:
+        dataset.save_to_disk(str(tmp))
+    return target
+
+
+def load_dataset(settings: Settings, name: str):
+    """Load an artifact that ``save_dataset`` wrote (in memory: they are small)."""
+    from datasets import load_from_disk
+
+    return load_from_disk(str(require(settings, name)), keep_in_memory=True)
+
+
+def write_json(target: Path, data: Any) -> None:
+    with atomic_path(target) as tmp:
+        tmp.write_text(json.dumps(data, indent=2, default=str) + "\n")
+
+
+def read_json(settings: Settings, name: str) -> Any:
+    return json.loads(require(settings, name).read_text())
+
+
+def update_metrics(settings: Settings, **values: Any) -> dict[str, Any]:
+    """Merge ``values`` into ``metrics.json`` (with the settings used) and return the whole record."""
+    target = path(settings, METRICS)
+    metrics = json.loads(target.read_text()) if target.exists() else {}
+    metrics.update(values)
+    metrics["settings"] = settings.as_dict()
+    write_json(target, metrics)
+    return metrics
+
+
+def read_metrics(settings: Settings) -> dict[str, Any]:
+    target = path(settings, METRICS)
+    return json.loads(target.read_text()) if target.exists() else {}

@@ -1,0 +1,151 @@
+"""04 train: fine-tune a masked LM with ``Trainer``, evaluating on the fixed masks each epoch.
+
+Also a command, so the same training runs outside a notebook (settings as ``--name value``)::
+
+    python -m helpers.train --profile tiny --learning_rate 1e-3
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import time
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+from transformers import PrinterCallback, Trainer, TrainingArguments
+
+from . import assets, runs
+from .collate import TrainEvalCollator, make_collator
+from .config import PARAMETERS, Settings, make_settings, parse_value
+
+
+def show_progress() -> bool:
+    """Progress bars unless ``TQDM_DISABLE`` is set (as ``make`` does for unattended runs)."""
+    return os.environ.get("TQDM_DISABLE", "").lower() not in {"1", "true", "yes"}
+
+
+def precision() -> dict[str, bool]:
+    """Mixed precision where it pays: bf16 on a GPU that has it, fp16 on an older one, fp32 on a CPU."""
+    if not torch.cuda.is_available():
+        return {"bf16": False, "fp16": False}
+    bf16 = torch.cuda.is_bf16_supported()
+    return {"bf16": bf16, "fp16": not bf16}
+
+
+def training_arguments(settings: Settings) -> TrainingArguments:
+    """The guide's ``TrainingArguments``, plus a seed, mixed precision on a GPU and a loss curve."""
+    return TrainingArguments(
+        output_dir=str(runs.path(settings, "checkpoints")),
+        eval_strategy="epoch",
+        eval_on_start=True,  # the base model's loss is the curve's first point
+        save_strategy="epoch",
+        save_total_limit=2,
+        learning_rate=settings.learning_rate,
+        num_train_epochs=settings.num_train_epochs,
+        weight_decay=settings.weight_decay,
+        per_device_train_batch_size=settings.batch_size,
+        per_device_eval_batch_size=settings.eval_batch_size,
+        seed=settings.seed,
+        data_seed=settings.seed,
+        logging_strategy="steps",
+        logging_steps=0.02,  # a fraction of all steps: 50 points on the loss curve
+        report_to="none",
+        dataloader_pin_memory=torch.cuda.is_available(),
+        push_to_hub=False,  # pushed explicitly after the local save, which never depends on the network
+        disable_tqdm=not show_progress(),
+        **precision(),
+    )
+
+
+def make_trainer(settings: Settings, model, tokenizer, train_blocks, eval_masks) -> Trainer:
+    """``Trainer`` over the training blocks (masked afresh each batch) and the fixed evaluation masks."""
+    trainer = Trainer(
+        model=model,
+        args=training_arguments(settings),
+        train_dataset=train_blocks,
+        eval_dataset=eval_masks,
+        data_collator=TrainEvalCollator(make_collator(tokenizer, settings)),
+        processing_class=tokenizer,
+    )
+    if not show_progress():
+        trainer.remove_callback(PrinterCallback)  # it prints every log line; the curve shows them better
+    return trainer
+
+
+@dataclass
+class TrainResult:
+    seconds: float
+    steps: int
+    history: dict[str, list[dict[str, float]]]
+
+
+def fit(trainer: Trainer, settings: Settings) -> TrainResult:
+    """Train, save model and tokenizer into the run folder, record the loss history and the time."""
+    start = time.perf_counter()
+    trainer.train()
+    seconds = time.perf_counter() - start
+    save_model(trainer, settings)
+    history = loss_history(trainer.state.log_history)
+    runs.write_json(runs.path(settings, "train_log.json"), history)
+    runs.update_metrics(settings, train_seconds=round(seconds, 1), train_steps=trainer.state.global_step)
+    return TrainResult(seconds=seconds, steps=trainer.state.global_step, history=history)
+
+
+def save_model(trainer: Trainer, settings: Settings) -> None:
+    """A standard checkpoint (``from_pretrained`` and ``pipeline`` load it), written atomically."""
+    with runs.atomic_path(runs.path(settings, "model")) as tmp:
+        trainer.save_model(str(tmp))
+        trainer.processing_class.save_pretrained(str(tmp))
+
+
+def loss_history(log_history: list[dict[str, Any]]) -> dict[str, list[dict[str, float]]]:
+    """Trainer's log split into the training curve and the evaluation points."""
+    train = [{"step": e["step"], "epoch": e["epoch"], "loss": e["loss"]} for e in log_history if "loss" in e]
+    evals = [{"step": e["step"], "epoch": e["epoch"], "loss": e["eval_loss"]} for e in log_history if "eval_loss" in e]
+    return {"train": train, "eval": evals}
+
+
+def push(trainer: Trainer, settings: Settings) -> bool:
+    """``push_to_hub`` when asked; without a login or a network, say so and keep the local save."""
+    if not settings.push_to_hub:
+        return False
+    try:
+        trainer.push_to_hub()
+    except Exception as err:  # no login, no network, HF_HUB_OFFLINE: all end the same way
+        print(
+            f"push_to_hub failed ({type(err).__name__}: {err}). The model is saved locally in "
+            f"{runs.path(settings, 'model')}; log in with `hf auth login` where there is a network and push again."
+        )
+        return False
+    return True
+
+
+def run(settings: Settings) -> TrainResult:
+    """Notebook 04 as one call: load, train, save, push if asked."""
+    tokenizer = assets.load_tokenizer(settings.model)
+    model = assets.load_model(settings.model)
+    blocks = runs.load_dataset(settings, "blocks")
+    eval_masks = runs.load_dataset(settings, "eval_masks")
+    trainer = make_trainer(settings, model, tokenizer, blocks["train"], eval_masks)
+    result = fit(trainer, settings)
+    push(trainer, settings)
+    return result
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description="Fine-tune a masked LM with the course's settings (notebook 04).")
+    parser.add_argument("--profile", default="tiny")
+    for name in PARAMETERS:
+        if name != "profile":
+            parser.add_argument(f"--{name}", default=None, help=f"override the profile's {name}")
+    args = vars(parser.parse_args(argv))
+    overrides = {k: parse_value(v) for k, v in args.items() if k != "profile" and v is not None}
+    settings = make_settings(args["profile"], **overrides)
+    result = run(settings)
+    print(f"trained {result.steps} steps in {result.seconds:.1f} s; model in {runs.path(settings, 'model')}")
+
+
+if __name__ == "__main__":
+    main()
