@@ -62,6 +62,13 @@ def load_tokenizer(name: str):
     return tokenizer
 
 
+def load_config(name: str):
+    """The model's ``AutoConfig`` (its size and maximum length) without loading its weights."""
+    from transformers import AutoConfig
+
+    return _from_pretrained(AutoConfig, name)
+
+
 def load_model(name: str):
     """``AutoModelForMaskedLM`` for a model name, with its pretrained MLM head."""
     from transformers import AutoModelForMaskedLM

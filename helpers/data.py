@@ -23,18 +23,18 @@ class CorpusError(ValueError):
 
 def load_corpus(settings: Settings) -> Dataset:
     """The whole corpus as one Dataset (01_load), limited to ``num_examples`` where set."""
-    if settings.data == assets.WIKI_SCIENCE:
+    if settings.source == assets.WIKI_SCIENCE:
         corpus = load_wiki_science()
-    elif settings.data == "hub":
+    elif settings.source == "hub":
         corpus = load_hub(settings)
     else:
-        corpus = load_text_file(Path(settings.data), settings.text_field)
+        corpus = load_text_file(Path(settings.source), settings.text_field)
     if settings.text_field not in corpus.column_names:
         raise CorpusError(
             f"the corpus has no column {settings.text_field!r}; its columns are {corpus.column_names}: "
             f"set text_field to the one that holds the text"
         )
-    if settings.data != "hub" and settings.num_examples is not None:
+    if settings.source != "hub" and settings.num_examples is not None:
         if settings.num_examples > len(corpus):
             raise CorpusError(
                 f"num_examples={settings.num_examples} but the corpus has only {len(corpus)} records: "
@@ -86,14 +86,14 @@ def _hub_advice(settings: Settings, err: Exception) -> str:
         fix = "check the name and revision, and the network"
     return (
         f"could not load the dataset {tried}: {why}. To fix: {fix}; or run offline with profile='tiny' "
-        f"(data='wiki-science'), or pass a local copy as data='path/to/file.jsonl' or dataset_name='path/to/folder'."
+        f"(source='wiki-science'), or pass a local copy as source='path/to/file.jsonl' or dataset_name='path/to/folder'."
     )
 
 
 def load_text_file(file: Path, text_field: str = "text") -> Dataset:
     """A user's own text: ``.txt`` (one document per line) or ``.jsonl`` (one JSON object per line)."""
     if not file.is_file():
-        raise CorpusError(f"no such file: {file} (data= takes 'wiki-science', 'hub', or a .txt/.jsonl file)")
+        raise CorpusError(f"no such file: {file} (source= takes 'wiki-science', 'hub', or a .txt/.jsonl file)")
     builder = TEXT_SUFFIXES.get(file.suffix.lower())
     if builder is None:
         raise CorpusError(f"{file}: unknown kind of file; use .txt (a document per line) or .jsonl (a JSON object per line)")

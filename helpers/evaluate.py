@@ -17,6 +17,11 @@ from transformers import default_data_collator
 from .collate import IGNORE
 
 
+def masked_tokens(eval_masks: Dataset) -> int:
+    """How many tokens the evaluation scores: those with a label."""
+    return int((torch.tensor(eval_masks["labels"]) != IGNORE).sum())
+
+
 @torch.no_grad()
 def mean_loss(model, eval_masks: Dataset, batch_size: int = 64) -> float:
     """Mean cross-entropy per masked token over the whole evaluation set."""

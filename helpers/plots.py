@@ -30,7 +30,7 @@ def loss_curves(history: dict[str, list[dict[str, float]]]) -> Figure:
     train, evals = history["train"], history["eval"]
     ax.plot([e["step"] for e in train], [e["loss"] for e in train], label="training loss (fresh masks)")
     ax.plot([e["step"] for e in evals], [e["loss"] for e in evals], "o-", label="evaluation loss (fixed masks)")
-    ax.set(xlabel="step", ylabel="cross-entropy per masked token", title="Fine-tuning", yscale="log")
+    ax.set(xlabel="step", ylabel="cross-entropy per masked token", title="Fine-tuning")
     ax.legend()
     return _done(fig)
 

@@ -56,22 +56,24 @@ def workers(n_records: int) -> int | None:
     return min(os.cpu_count() or 1, 8)
 
 
-def build_blocks(splits: DatasetDict, tokenizer, settings: Settings, model_config=None) -> DatasetDict:
-    """Tokenize every split, batched and in parallel, then group it into blocks (02_preprocess)."""
-    check_block_size(settings.block_size, tokenizer, model_config)
-    n = max(len(s) for s in splits.values())
-    tokens = splits.map(
+def tokenize_splits(splits: DatasetDict, tokenizer, settings: Settings) -> DatasetDict:
+    """Every split tokenized, batched and in parallel, its original columns dropped (02_preprocess)."""
+    return splits.map(
         tokenize,
         batched=True,
-        num_proc=workers(n),
+        num_proc=workers(max(len(s) for s in splits.values())),
         remove_columns=splits["train"].column_names,
         fn_kwargs={"tokenizer": tokenizer, "text_field": settings.text_field},
         desc="Tokenizing",
     )
+
+
+def group_splits(tokens: DatasetDict, settings: Settings) -> DatasetDict:
+    """Every tokenized split cut into blocks of ``block_size``; an empty split is an error (02_preprocess)."""
     blocks = tokens.map(
         group_texts,
         batched=True,
-        num_proc=workers(n),
+        num_proc=workers(max(len(s) for s in tokens.values())),
         fn_kwargs={"block_size": settings.block_size},
         desc=f"Grouping into blocks of {settings.block_size}",
     )
@@ -82,6 +84,12 @@ def build_blocks(splits: DatasetDict, tokenizer, settings: Settings, model_confi
             f"use a smaller block_size, more examples, or a smaller test_size"
         )
     return blocks
+
+
+def build_blocks(splits: DatasetDict, tokenizer, settings: Settings, model_config=None) -> DatasetDict:
+    """Check the block size, tokenize, group: notebook 02 in one call."""
+    check_block_size(settings.block_size, tokenizer, model_config)
+    return group_splits(tokenize_splits(splits, tokenizer, settings), settings)
 
 
 def counts(splits: DatasetDict, blocks: DatasetDict, block_size: int) -> dict[str, dict[str, int]]:

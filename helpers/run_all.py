@@ -59,7 +59,7 @@ def headline(settings: Settings, output_dir: Path) -> str:
     fills = ", ".join(f"{r['token_str']} {r['score']:.3f}" for r in m["fill_mask"])
     return "\n".join(
         [
-            f"profile {settings.profile}: {settings.model} on {settings.data}",
+            f"profile {settings.profile}: {settings.model} on {settings.source}",
             f"perplexity on the fixed evaluation masks: {before:.1f} before, {after:.1f} after fine-tuning "
             f"({before / after:.1f}x lower)",
             f"fill-mask, fine-tuned, {m['fill_mask_text']!r}: {fills}",

@@ -110,6 +110,7 @@ def loss_history(log_history: list[dict[str, Any]]) -> dict[str, list[dict[str, 
 def push(trainer: Trainer, settings: Settings) -> bool:
     """``push_to_hub`` when asked; without a login or a network, say so and keep the local save."""
     if not settings.push_to_hub:
+        print("push_to_hub is off: the model stays in the run folder (set push_to_hub=True to share it)")
         return False
     try:
         trainer.push_to_hub()
@@ -119,6 +120,7 @@ def push(trainer: Trainer, settings: Settings) -> bool:
             f"{runs.path(settings, 'model')}; log in with `hf auth login` where there is a network and push again."
         )
         return False
+    print(f"pushed to the Hub as {trainer.args.hub_model_id or trainer.args.output_dir}")
     return True
 
 

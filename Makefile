@@ -1,0 +1,47 @@
+# make run-all   the six notebooks, in order, with papermill (PROFILE=guide, PARAMS="-p learning_rate 1e-4")
+# make test      unit tests, then nbval on the committed notebooks
+# make lab       JupyterLab on the notebooks
+# make notebooks re-execute the committed notebooks in place (the outputs you see on GitHub)
+
+PYTHON  ?= python3
+VENV    := .venv
+BIN     := $(VENV)/bin
+SETUP   := $(VENV)/.setup-done
+PROFILE ?=
+PARAMS  ?=
+QUIET   := TQDM_DISABLE=1 HF_DATASETS_DISABLE_PROGRESS_BARS=1 HF_HUB_DISABLE_PROGRESS_BARS=1
+
+.PHONY: setup run-all test unit nbval lab notebooks clean
+
+setup: $(SETUP)
+
+# torch first, from the CPU wheel on disk: a torch range resolved later would pull a CUDA build of several GB.
+$(SETUP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q --disable-pip-version-check torch==2.13.0
+	$(BIN)/pip install -q --disable-pip-version-check -e ".[dev]"
+	touch $@
+
+run-all: $(SETUP)
+	$(QUIET) $(BIN)/python -m helpers.run_all $(if $(PROFILE),--profile $(PROFILE)) $(PARAMS)
+
+test: unit nbval
+
+unit: $(SETUP)
+	$(QUIET) $(BIN)/python -m pytest -q tests
+
+# nbval re-executes the committed notebooks into a scratch run folder and compares their outputs,
+# floats and timings masked (tests/nbval_sanitize.cfg); checks that matter are boolean cells.
+nbval: $(SETUP)
+	rm -rf runs/.nbval
+	$(QUIET) COURSE_RUNS_DIR=runs/.nbval $(BIN)/python -m pytest -q -p no:cacheprovider --nbval --nbval-current-env \
+		--nbval-sanitize-with tests/nbval_sanitize.cfg notebooks
+
+lab: $(SETUP)
+	$(BIN)/jupyter lab notebooks
+
+notebooks: $(SETUP)
+	$(QUIET) $(BIN)/python -m helpers.run_all --output-dir notebooks
+
+clean:
+	rm -rf runs .pytest_cache

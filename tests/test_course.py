@@ -1,0 +1,71 @@
+"""The course's shape: notebooks, their parameters, packaging and the commands the README promises."""
+
+import ast
+import json
+import re
+import tomllib
+from pathlib import Path
+
+import pytest
+import yaml
+
+from helpers import config, run_all
+
+ROOT = Path(__file__).resolve().parents[1]
+NOTEBOOKS = [ROOT / "notebooks" / f"{name}.ipynb" for name in run_all.NOTEBOOKS]
+
+
+def cells(path):
+    return json.loads(path.read_text())["cells"]
+
+
+def test_six_notebooks_in_order():
+    assert sorted(p.name for p in (ROOT / "notebooks").glob("*.ipynb")) == [p.name for p in NOTEBOOKS]
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
+def test_each_notebook_has_a_parameters_cell_naming_every_setting(path):
+    nb = json.loads(path.read_text())
+    assert {"kernelspec", "language_info"} <= set(nb["metadata"]), "papermill needs both"
+    tagged = [c for c in nb["cells"] if "parameters" in c.get("metadata", {}).get("tags", [])]
+    assert len(tagged) == 1
+    names = [t.id for node in ast.parse("".join(tagged[0]["source"])).body for t in node.targets]
+    assert names == ["profile", *[p for p in config.PARAMETERS if p != "profile"]]
+    # derived values stay in helpers: every parameter but the profile defaults to None
+    assert all(node.value.value is None for node in ast.parse("".join(tagged[0]["source"])).body[1:])
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
+def test_each_notebook_opens_in_colab_and_installs_only_there(path):
+    first, install = cells(path)[:2]
+    assert f"colab.research.google.com/github/mlm-course/masked-lm-course/blob/main/notebooks/{path.name}" in "".join(first["source"])
+    source = "".join(install["source"])
+    assert 'if "google.colab" in sys.modules:' in source and "pip install" in source
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
+def test_committed_notebooks_carry_outputs_and_no_errors(path):
+    outputs = [o for c in cells(path) if c["cell_type"] == "code" for o in c.get("outputs", [])]
+    assert outputs, "commit the executed notebook (make notebooks)"
+    assert not [o for o in outputs if o["output_type"] == "error"]
+    assert not [o for o in outputs if o.get("name") == "stderr"], "stderr noise in committed outputs"
+
+
+def test_environment_yml_lists_the_same_dependencies_as_pyproject():
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    wanted = project["dependencies"] + project["optional-dependencies"]["dev"]
+    conda = yaml.safe_load((ROOT / "environment.yml").read_text())["dependencies"]
+    listed = [r for r in next(d["pip"] for d in conda if isinstance(d, dict)) if not r.startswith("-e")]
+
+    def name(requirement):
+        return re.split(r"[<>=!~ ]", requirement, maxsplit=1)[0].lower()
+
+    assert sorted(map(name, wanted)) == sorted(map(name, listed))
+    # the same pins, but torch: conda users get the CPU wheel this course is tested with
+    assert sorted(r for r in wanted if name(r) != "torch") == sorted(r for r in listed if name(r) != "torch")
+
+
+def test_readme_opens_with_the_two_commands_and_ci_runs_make_test():
+    head = (ROOT / "README.md").read_text()[:800]
+    assert head.index("make run-all") < head.index("make test")
+    assert "make test" in (ROOT / ".ci" / "run").read_text()

@@ -1,0 +1,122 @@
+import json
+
+import pytest
+from datasets import Dataset
+
+from helpers import config, data
+from helpers.data import CorpusError
+
+
+def eli5_record(i: int) -> dict:
+    """One record shaped like eli5_category's: only answers.text is used."""
+    return {
+        "q_id": f"q{i}",
+        "title": f"Why is the sky blue, take {i}?",
+        "selftext": "",
+        "category": "Physics",
+        "subreddit": "explainlikeimfive",
+        "answers": {
+            "a_id": [f"a{i}0", f"a{i}1"],
+            "text": [f"Sunlight scatters off air, answer {i}.", "Blue light scatters the most."],
+            "score": [10 + i, 3],
+            "text_urls": [[], []],
+        },
+        "title_urls": [],
+        "selftext_urls": [],
+    }
+
+
+@pytest.fixture
+def eli5_folder(tmp_path):
+    """An ELI5-shaped dataset laid out as the Hub's parquet conversion lays it out: default/train/0000.parquet."""
+    folder = tmp_path / "eli5_local"
+    (folder / "default" / "train").mkdir(parents=True)
+    Dataset.from_list([eli5_record(i) for i in range(30)]).to_parquet(str(folder / "default" / "train" / "0000.parquet"))
+    return folder
+
+
+def test_the_eli5_path_loads_and_flattens_through_load_dataset(eli5_folder, tmp_path):
+    s = config.make_settings("guide", dataset_name=str(eli5_folder), dataset_revision=None, num_examples=20, run_dir=str(tmp_path))
+    corpus = data.load_corpus(s)
+    assert len(corpus) == 20  # split="train[:20]", as the guide's train[:5000]
+    assert "answers.text" in corpus.column_names and "answers" not in corpus.column_names
+    assert corpus[0]["answers.text"] == ["Sunlight scatters off air, answer 0.", "Blue light scatters the most."]
+    splits = data.split_corpus(corpus, s)
+    assert (len(splits["train"]), len(splits["test"])) == (16, 4)
+
+
+def test_an_unreachable_hub_says_what_was_tried_and_what_to_do(tmp_path, monkeypatch):
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    s = config.make_settings("guide", run_dir=str(tmp_path))
+    with pytest.raises(CorpusError) as err:
+        data.load_corpus(s)
+    message = str(err.value)
+    assert "'eli5_category'" in message and "refs/convert/parquet" in message
+    assert "profile='tiny'" in message and "local copy" in message
+
+
+def test_wiki_science_is_the_installed_text():
+    corpus = data.load_wiki_science()
+    assert len(corpus) == 3216
+    assert set(corpus["topic"]) <= set(data.assets.SCIENCE_TOPICS)
+    assert all(len(t) > 0 for t in corpus["text"])
+
+
+def test_a_text_file_is_one_document_a_line(text_file, tmp_path):
+    s = config.make_settings("tiny", source=str(text_file), run_dir=str(tmp_path))
+    corpus = data.load_corpus(s)
+    assert len(corpus) == 64 and corpus[0]["text"].startswith("The sun is a star")
+
+
+def test_a_jsonl_file_with_its_own_text_field(tmp_path):
+    path = tmp_path / "notes.jsonl"
+    path.write_text("\n".join(json.dumps({"id": i, "body": f"note {i}"}) for i in range(10)), encoding="utf-8")
+    s = config.make_settings("tiny", source=str(path), text_field="body", num_examples=5, run_dir=str(tmp_path))
+    assert data.load_corpus(s)["body"] == [f"note {i}" for i in range(5)]
+
+
+@pytest.mark.parametrize(
+    "content, words",
+    [(None, "no such file"), (b"", "is empty"), (b"caf\xe9 au lait\n", "not UTF-8")],
+)
+def test_bad_files_are_refused_with_the_reason(tmp_path, content, words):
+    path = tmp_path / "corpus.txt"
+    if content is not None:
+        path.write_bytes(content)
+    s = config.make_settings("tiny", source=str(path), run_dir=str(tmp_path))
+    with pytest.raises(CorpusError, match=words):
+        data.load_corpus(s)
+
+
+def test_a_missing_text_field_lists_the_columns(tmp_path):
+    path = tmp_path / "notes.jsonl"
+    path.write_text('{"body": "a"}\n{"body": "b"}\n', encoding="utf-8")
+    s = config.make_settings("tiny", source=str(path), run_dir=str(tmp_path))
+    with pytest.raises(CorpusError, match=r"no column 'text'.*\['body'\]"):
+        data.load_corpus(s)
+
+
+def test_more_examples_than_the_corpus_holds_is_an_error(text_file, tmp_path):
+    s = config.make_settings("tiny", source=str(text_file), num_examples=1000, run_dir=str(tmp_path))
+    with pytest.raises(CorpusError, match="only 64 records"):
+        data.load_corpus(s)
+
+
+def test_the_split_repeats_with_the_seed(text_file, tmp_path):
+    corpus = Dataset.from_dict({"text": [f"doc {i}" for i in range(50)]})
+    s = config.make_settings("tiny", run_dir=str(tmp_path))
+    first, again = data.split_corpus(corpus, s), data.split_corpus(corpus, s)
+    other = data.split_corpus(corpus, config.make_settings("tiny", run_dir=str(tmp_path), seed=1))
+    assert first["test"]["text"] == again["test"]["text"] != other["test"]["text"]
+    assert len(first["test"]) == 10
+
+
+def test_a_test_size_that_empties_a_split_is_refused(tmp_path):
+    corpus = Dataset.from_dict({"text": ["a", "b", "c"]})
+    with pytest.raises(CorpusError, match="leaves a split empty"):
+        data.split_corpus(corpus, config.make_settings("tiny", run_dir=str(tmp_path), test_size=0.1))
+
+
+def test_counts_words_in_lists_and_strings():
+    splits = {"train": Dataset.from_dict({"t": [["a b", "c"], ["d"]]})}
+    assert data.counts(splits, "t") == {"train": {"records": 2, "words": 4}}

@@ -1,0 +1,66 @@
+import random
+
+import pytest
+from datasets import Dataset, DatasetDict
+
+from helpers import config, preprocess
+from helpers.config import SettingsError
+
+
+def guide_group_texts(examples, block_size):
+    """The guide's version, kept here as the reference: quadratic ``sum(lists, [])``."""
+    concatenated = {k: sum(examples[k], []) for k in examples}
+    total = len(concatenated[list(examples)[0]]) // block_size * block_size
+    return {k: [t[i : i + block_size] for i in range(0, total, block_size)] for k, t in concatenated.items()}
+
+
+def random_batch(n_docs: int, seed: int) -> dict[str, list[list[int]]]:
+    rng = random.Random(seed)
+    ids = [[rng.randrange(30_000) for _ in range(rng.randrange(0, 300))] for _ in range(n_docs)]
+    return {"input_ids": ids, "attention_mask": [[1] * len(x) for x in ids]}
+
+
+@pytest.mark.parametrize("seed, n_docs, block_size", [(0, 50, 128), (1, 200, 7), (2, 3, 512), (3, 1, 2)])
+def test_group_texts_gives_the_guides_blocks(seed, n_docs, block_size):
+    batch = random_batch(n_docs, seed)
+    assert preprocess.group_texts(batch, block_size) == guide_group_texts(batch, block_size)
+
+
+def test_group_texts_keeps_every_token_in_order_but_the_remainder():
+    batch = {"input_ids": [list(range(0, 10)), list(range(10, 25)), list(range(25, 33))]}
+    blocks = preprocess.group_texts(batch, 8)["input_ids"]
+    assert blocks == [list(range(i, i + 8)) for i in range(0, 32, 8)]  # token 32 is the dropped remainder
+    assert all(len(b) == 8 for b in blocks)
+
+
+def test_group_texts_on_fewer_tokens_than_a_block_gives_nothing():
+    assert preprocess.group_texts({"input_ids": [[1, 2, 3]]}, 4) == {"input_ids": []}
+
+
+def test_tokenize_joins_a_list_of_texts_with_spaces(tokenizer):
+    joined = preprocess.tokenize({"t": [["first answer.", "second answer."]]}, tokenizer, "t")
+    single = preprocess.tokenize({"t": ["first answer. second answer."]}, tokenizer, "t")
+    assert joined["input_ids"] == single["input_ids"]
+
+
+def test_block_size_larger_than_the_model_allows_is_refused(tokenizer, model):
+    with pytest.raises(SettingsError, match="block_size=1024 is larger than the model allows \\(512"):
+        preprocess.check_block_size(1024, tokenizer, model.config)
+    preprocess.check_block_size(512, tokenizer, model.config)
+
+
+def test_build_blocks_makes_full_blocks_from_every_split(tokenizer, settings):
+    texts = [f"sentence number {i} is about the stars and the planets." for i in range(60)]
+    splits = DatasetDict(train=Dataset.from_dict({"text": texts[:48]}), test=Dataset.from_dict({"text": texts[48:]}))
+    s = config.make_settings("tiny", run_dir=settings.run_dir, block_size=16)
+    blocks = preprocess.build_blocks(splits, tokenizer, s)
+    assert set(blocks["train"].column_names) == {"input_ids", "token_type_ids", "attention_mask"}
+    assert all(len(ids) == 16 for split in blocks.values() for ids in split["input_ids"])
+    n_tokens = sum(len(tokenizer(t)["input_ids"]) for t in texts[:48])
+    assert len(blocks["train"]) == n_tokens // 16
+
+
+def test_a_corpus_shorter_than_one_block_is_an_error(tokenizer, settings):
+    splits = DatasetDict(train=Dataset.from_dict({"text": ["short."] * 4}), test=Dataset.from_dict({"text": ["tiny."]}))
+    with pytest.raises(preprocess.BlocksError, match="no block of 128 tokens"):
+        preprocess.build_blocks(splits, tokenizer, settings)

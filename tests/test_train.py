@@ -1,0 +1,69 @@
+"""Notebooks 02 to 05 in miniature: a few training steps on a small corpus, end to end."""
+
+import json
+
+import pytest
+from datasets import Dataset, DatasetDict
+from transformers import pipeline
+
+from helpers import assets, collate, config, evaluate, infer, preprocess, runs, train
+
+
+@pytest.fixture
+def prepared(tmp_path, tokenizer):
+    s = config.make_settings("tiny", run_dir=str(tmp_path / "run"), block_size=32, batch_size=8, num_train_epochs=2)
+    corpus = Dataset.from_dict({"text": list(_science_texts())})
+    splits = DatasetDict(train=corpus.select(range(40)), test=corpus.select(range(40, 50)))
+    blocks = preprocess.build_blocks(splits, tokenizer, s)
+    runs.save_dataset(blocks, s, "blocks")
+    runs.save_dataset(collate.make_eval_masks(blocks["test"], tokenizer, s), s, "eval_masks")
+    return s
+
+
+def _science_texts():
+    from helpers import data
+
+    return data.load_wiki_science()["text"][:50]
+
+
+@pytest.mark.slow
+def test_training_lowers_the_loss_and_saves_a_standard_checkpoint(prepared, tokenizer):
+    s = prepared
+    result = train.run(s)
+    steps_per_epoch = -(-len(runs.load_dataset(s, "blocks")["train"]) // s.batch_size)
+    assert result.steps == 2 * steps_per_epoch
+    evals = result.history["eval"]
+    assert [e["epoch"] for e in evals] == [0, 1.0, 2.0]  # before training, then each epoch
+    assert evals[-1]["loss"] < evals[0]["loss"]
+    assert result.history["train"], "no training loss logged"
+
+    model_dir = runs.require(s, "model")
+    finetuned = assets.load_model(str(model_dir))
+    eval_masks = runs.load_dataset(s, "eval_masks")
+    assert evaluate.perplexity(finetuned, eval_masks) < evaluate.perplexity(assets.load_model(s.model), eval_masks)
+    answers = pipeline("fill-mask", model=str(model_dir))(infer.with_mask(s.fill_mask_text, tokenizer))
+    assert len(answers) == 5
+
+    metrics = json.loads(runs.path(s, runs.METRICS).read_text())
+    assert metrics["train_steps"] == result.steps and metrics["train_seconds"] > 0
+    assert json.loads(runs.path(s, "train_log.json").read_text()) == result.history
+
+
+def test_training_without_blocks_names_notebook_02(settings):
+    with pytest.raises(runs.MissingArtifactError, match="run 02_preprocess first"):
+        train.run(settings)
+
+
+def test_push_is_off_by_default_and_says_so(capsys, settings):
+    assert train.push(trainer=None, settings=settings) is False
+    assert "push_to_hub is off" in capsys.readouterr().out
+
+
+def test_mixed_precision_only_on_a_gpu():
+    import torch
+
+    chosen = train.precision()
+    if torch.cuda.is_available():
+        assert sum(chosen.values()) == 1
+    else:
+        assert chosen == {"bf16": False, "fp16": False}
