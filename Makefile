@@ -34,7 +34,7 @@ unit: $(SETUP)
 # floats and timings masked (tests/nbval_sanitize.cfg); checks that matter are boolean cells.
 nbval: $(SETUP)
 	rm -rf runs/.nbval
-	$(QUIET) COURSE_RUNS_DIR=runs/.nbval $(BIN)/python -m pytest -q -p no:cacheprovider --nbval --nbval-current-env \
+	$(QUIET) COURSE_RUNS_DIR=$(CURDIR)/runs/.nbval $(BIN)/python -m pytest -q -p no:cacheprovider --nbval --nbval-current-env \
 		--nbval-sanitize-with tests/nbval_sanitize.cfg notebooks
 
 lab: $(SETUP)

@@ -120,7 +120,7 @@ def project_root() -> Path:
 
 def default_run_dir(profile: str) -> Path:
     root = os.environ.get(RUNS_ENV)
-    return (Path(root) if root else project_root() / "runs") / profile
+    return (project_root() / (root or "runs")).resolve() / profile  # an absolute root stays as it is
 
 
 def make_settings(profile: str = "tiny", **overrides: Any) -> Settings:

@@ -63,3 +63,9 @@ def test_from_parameters_reads_a_notebooks_namespace():
 @pytest.mark.parametrize("text, value", [("3", 3), ("1e-4", 1e-4), ("true", True), ("None", None), ("eli5", "eli5")])
 def test_parse_value_types_command_line_values(text, value):
     assert config.parse_value(text) == value
+
+
+def test_a_relative_runs_dir_is_taken_from_the_project_root(monkeypatch, tmp_path):
+    monkeypatch.chdir(tmp_path)  # no course here: the working directory is the root, as on Colab
+    monkeypatch.setenv(config.RUNS_ENV, "scratch/runs")
+    assert config.make_settings("tiny").run_path == tmp_path.resolve() / "scratch" / "runs" / "tiny"
