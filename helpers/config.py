@@ -41,6 +41,7 @@ class Settings:
     num_train_epochs: float
     batch_size: int
     weight_decay: float
+    masked_head: bool  # the MLM head only at masked positions: same loss, several times faster
     run_dir: str  # None in a profile: runs/<profile>
     push_to_hub: bool
     fill_mask_text: str  # "{mask}" stands for the tokenizer's own mask token
@@ -69,6 +70,7 @@ _COMMON: dict[str, Any] = dict(
     block_size=128,
     mlm_probability=0.15,
     weight_decay=0.01,
+    masked_head=True,
     run_dir=None,
     push_to_hub=False,
     fill_mask_text="The Milky Way is a {mask} galaxy.",

@@ -16,7 +16,7 @@ from typing import Any
 import torch
 from transformers import PrinterCallback, Trainer, TrainingArguments
 
-from . import assets, runs
+from . import assets, masked_head, runs
 from .collate import TrainEvalCollator, make_collator
 from .config import PARAMETERS, Settings, make_settings, parse_value
 
@@ -34,9 +34,12 @@ def precision() -> dict[str, bool]:
     return {"bf16": bf16, "fp16": not bf16}
 
 
-def training_arguments(settings: Settings) -> TrainingArguments:
-    """The guide's ``TrainingArguments``, plus a seed, mixed precision on a GPU and a loss curve."""
-    return TrainingArguments(
+def training_arguments(settings: Settings, **changes: Any) -> TrainingArguments:
+    """The guide's ``TrainingArguments``, plus a seed, mixed precision on a GPU and a loss curve.
+
+    ``changes`` replace any of them (the benchmark turns evaluation and saving off).
+    """
+    arguments = dict(
         output_dir=str(runs.path(settings, "checkpoints")),
         eval_strategy="epoch",
         eval_on_start=True,  # the base model's loss is the curve's first point
@@ -51,19 +54,41 @@ def training_arguments(settings: Settings) -> TrainingArguments:
         data_seed=settings.seed,
         logging_strategy="steps",
         logging_steps=0.02,  # a fraction of all steps: 50 points on the loss curve
+        prediction_loss_only=True,  # evaluation needs the loss only, not logits over the vocabulary
         report_to="none",
         dataloader_pin_memory=torch.cuda.is_available(),
         push_to_hub=False,  # pushed explicitly after the local save, which never depends on the network
         disable_tqdm=not show_progress(),
         **precision(),
     )
+    return TrainingArguments(**{**arguments, **changes})
 
 
-def make_trainer(settings: Settings, model, tokenizer, train_blocks, eval_masks) -> Trainer:
-    """``Trainer`` over the training blocks (masked afresh each batch) and the fixed evaluation masks."""
-    trainer = Trainer(
+class MaskedHeadTrainer(Trainer):
+    """``Trainer`` whose loss applies the MLM head only at the masked positions (``helpers.masked_head``).
+
+    The loss is the standard forward's, to float precision; only where the head runs changes.
+    """
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.model_accepts_loss_kwargs = False  # our loss is a per-batch mean, scaled for accumulation by Trainer
+
+    def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
+        loss = masked_head.loss(model, inputs)
+        return (loss, {"loss": loss}) if return_outputs else loss
+
+
+def make_trainer(settings: Settings, model, tokenizer, train_blocks, eval_masks, **changes: Any) -> Trainer:
+    """``Trainer`` over the training blocks (masked afresh each batch) and the fixed evaluation masks.
+
+    With ``settings.masked_head`` (the default) and a BERT- or RoBERTa-style model, the loss runs the
+    head only where the masks are; otherwise it is the model's own forward.
+    """
+    trainer_class = MaskedHeadTrainer if settings.masked_head and masked_head.supported(model) else Trainer
+    trainer = trainer_class(
         model=model,
-        args=training_arguments(settings),
+        args=training_arguments(settings, **changes),
         train_dataset=train_blocks,
         eval_dataset=eval_masks,
         data_collator=TrainEvalCollator(make_collator(tokenizer, settings)),
