@@ -10,6 +10,8 @@ from typing import Any
 
 import torch
 
+from . import masked_head
+
 OTHER_MASKS = ("<mask>", "[MASK]")  # RoBERTa's and BERT's; a text written for one fails on the other
 
 
@@ -39,24 +41,44 @@ def fill_mask(text: str, model, tokenizer, top_k: int = 3) -> list[dict[str, Any
 
     As ``pipeline("fill-mask")`` does: one list for one mask, a list of lists for several.
     """
-    check_text(text, tokenizer, top_k)
+    return fill_masks([text], model, tokenizer, top_k)[0]
+
+
+@torch.no_grad()
+def fill_masks(texts: list[str], model, tokenizer, top_k: int = 3) -> list:
+    """``fill_mask`` for many texts in one padded batch: one forward, the head only at the masks."""
+    for text in texts:
+        check_text(text, tokenizer, top_k)
     model.eval()
-    inputs = tokenizer(text, return_tensors="pt").to(next(model.parameters()).device)
-    input_ids = inputs["input_ids"][0]
-    mask_positions = torch.where(input_ids == tokenizer.mask_token_id)[0]
-    logits = model(**inputs).logits[0, mask_positions]
-    scores, token_ids = torch.topk(logits.softmax(dim=-1), top_k)
-    single = len(mask_positions) == 1
-    results = []
-    for position, row_scores, row_ids in zip(mask_positions, scores.tolist(), token_ids.tolist()):
-        row = []
-        for score, token in zip(row_scores, row_ids):
-            filled = input_ids.clone()
-            filled[position] = token
-            sequence = tokenizer.decode(filled, skip_special_tokens=single)
-            row.append({"score": score, "token": token, "token_str": tokenizer.decode([token]), "sequence": sequence})
-        results.append(row)
-    return results[0] if single else results
+    inputs = tokenizer(texts, return_tensors="pt", padding=True).to(next(model.parameters()).device)
+    at_mask = inputs["input_ids"] == tokenizer.mask_token_id
+    scores, token_ids = torch.topk(mask_logits(model, inputs, at_mask).softmax(dim=-1), top_k)
+    scores, token_ids = scores.tolist(), token_ids.tolist()
+    results, row = [], 0  # the logits' rows are the masks in reading order, text after text
+    for ids, attention, masks in zip(inputs["input_ids"], inputs["attention_mask"], at_mask):
+        ids = ids[attention.bool()]  # without the padding, as the pipeline decodes
+        positions = torch.where(masks[: len(ids)])[0].tolist()
+        single = len(positions) == 1
+        per_mask = []
+        for position in positions:
+            per_mask.append([_proposal(ids, position, t, sc, tokenizer, single) for sc, t in zip(scores[row], token_ids[row])])
+            row += 1
+        results.append(per_mask[0] if single else per_mask)
+    return results
+
+
+def mask_logits(model, inputs, at_mask: torch.Tensor) -> torch.Tensor:
+    """Vocabulary logits at the mask positions: the head only there where the model allows it."""
+    if masked_head.supported(model):
+        return masked_head.logits_at(model, inputs, at_mask)
+    return model(**inputs).logits[at_mask]
+
+
+def _proposal(ids: torch.Tensor, position: int, token: int, score: float, tokenizer, single: bool) -> dict[str, Any]:
+    filled = ids.clone()
+    filled[position] = token
+    sequence = tokenizer.decode(filled, skip_special_tokens=single)
+    return {"score": score, "token": token, "token_str": tokenizer.decode([token]), "sequence": sequence}
 
 
 def fill_mask_pipeline(text: str, model, tokenizer, top_k: int = 3):
