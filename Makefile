@@ -1,5 +1,6 @@
 # make run-all   the six notebooks, in order, with papermill (PROFILE=guide, PARAMS="-p learning_rate 1e-4")
 # make test      unit tests, then nbval on the committed notebooks
+# make bench     the course's fast paths against the standard ones, side by side (runs/bench.json)
 # make lab       JupyterLab on the notebooks
 # make notebooks re-execute the committed notebooks in place (the outputs you see on GitHub)
 
@@ -11,7 +12,7 @@ PROFILE ?=
 PARAMS  ?=
 QUIET   := TQDM_DISABLE=1 HF_DATASETS_DISABLE_PROGRESS_BARS=1 HF_HUB_DISABLE_PROGRESS_BARS=1
 
-.PHONY: setup run-all test unit nbval lab notebooks clean
+.PHONY: setup run-all test unit nbval bench lab notebooks clean
 
 setup: $(SETUP)
 
@@ -36,6 +37,9 @@ nbval: $(SETUP)
 	rm -rf runs/.nbval
 	$(QUIET) COURSE_RUNS_DIR=$(CURDIR)/runs/.nbval $(BIN)/python -m pytest -q -p no:cacheprovider --nbval --nbval-current-env \
 		--nbval-sanitize-with tests/nbval_sanitize.cfg notebooks
+
+bench: $(SETUP)
+	$(QUIET) $(BIN)/python -m helpers.bench $(BENCH_ARGS)
 
 lab: $(SETUP)
 	$(BIN)/jupyter lab notebooks
