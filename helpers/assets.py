@@ -70,19 +70,27 @@ def load_config(name: str):
 
 
 def load_model(name: str):
-    """``AutoModelForMaskedLM`` for a model name, with its pretrained MLM head."""
+    """``AutoModelForMaskedLM`` for a model name, refused when its MLM head would start untrained."""
     from transformers import AutoModelForMaskedLM
 
-    return _from_pretrained(AutoModelForMaskedLM, name)
+    model, info = _from_pretrained(AutoModelForMaskedLM, name, output_loading_info=True)
+    untrained = [key for key in info["missing_keys"] if not key.endswith("decoder.weight")]  # tied to the embeddings
+    if untrained:
+        raise AssetError(
+            f"{name!r} is not a masked LM: its checkpoint lacks {', '.join(sorted(untrained)[:3])}"
+            f"{' ...' if len(untrained) > 3 else ''}, so the MLM head would start random. Use a checkpoint "
+            f"trained for masked LM (e.g. model={TINY_MODEL!r} or {GUIDE_MODEL!r})"
+        )
+    return model
 
 
-def _from_pretrained(auto_class, name: str):
+def _from_pretrained(auto_class, name: str, **kwargs):
     """One door for local folders and hub ids, with an error that says what to try."""
     path = resolve_model(name)
     local = Path(path).is_dir()
     try:
-        return auto_class.from_pretrained(path)
-    except (OSError, ValueError) as err:
+        return auto_class.from_pretrained(path, **kwargs)
+    except Exception as err:  # OSError, ValueError, safetensors' and JSON errors: all "cannot load this"
         if local:
             raise AssetError(f"could not load {auto_class.__name__} from the folder {path}: {err}") from err
         why = "HF_HUB_OFFLINE is set" if hub_offline() else "the Hub could not be reached or has no such model"

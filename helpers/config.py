@@ -43,6 +43,7 @@ class Settings:
     weight_decay: float
     masked_head: bool  # the MLM head only at masked positions: same loss, several times faster
     run_dir: str  # None in a profile: runs/<profile>
+    retrain: bool  # train again even when the run folder holds a model trained with these settings
     push_to_hub: bool
     fill_mask_text: str  # "{mask}" stands for the tokenizer's own mask token
     top_k: int
@@ -72,6 +73,7 @@ _COMMON: dict[str, Any] = dict(
     weight_decay=0.01,
     masked_head=True,
     run_dir=None,
+    retrain=False,
     push_to_hub=False,
     fill_mask_text="The Milky Way is a {mask} galaxy.",
     top_k=3,

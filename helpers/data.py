@@ -34,13 +34,11 @@ def load_corpus(settings: Settings) -> Dataset:
             f"the corpus has no column {settings.text_field!r}; its columns are {corpus.column_names}: "
             f"set text_field to the one that holds the text"
         )
-    if settings.source != "hub" and settings.num_examples is not None:
-        if settings.num_examples > len(corpus):
-            raise CorpusError(
-                f"num_examples={settings.num_examples} but the corpus has only {len(corpus)} records: "
-                f"use num_examples=None for all of them"
-            )
-        corpus = corpus.select(range(settings.num_examples))
+    wanted = settings.num_examples
+    if wanted is not None and wanted > len(corpus):
+        print(f"num_examples={wanted}, but the corpus has only {len(corpus)} records: using all {len(corpus)}")
+    elif wanted is not None and settings.source != "hub":  # the hub path asked for train[:N] already
+        corpus = corpus.select(range(wanted))
     return corpus
 
 

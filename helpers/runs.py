@@ -23,12 +23,25 @@ PRODUCERS: dict[str, str] = {
     "eval_masks": "03_collate",
     "model": "04_train",
     "train_log.json": "04_train",
+    "metrics.json": "05_evaluate and 06_infer",
 }
 METRICS = "metrics.json"
 
 
 class MissingArtifactError(FileNotFoundError):
     """An earlier notebook's output is missing; the message names the notebook to run first."""
+
+
+class DamagedArtifactError(RuntimeError):
+    """An artifact exists but cannot be read whole; the message names the notebook that rewrites it."""
+
+
+def damaged(settings: Settings, name: str, err: Exception) -> DamagedArtifactError:
+    producer = PRODUCERS.get(name, "the notebook that wrote it")
+    return DamagedArtifactError(
+        f"{name} in {settings.run_path} is damaged or incomplete ({type(err).__name__}: {err}): "
+        f"rerun {producer} to write it again"
+    )
 
 
 def path(settings: Settings, name: str) -> Path:
@@ -83,7 +96,11 @@ def load_dataset(settings: Settings, name: str):
     """Load an artifact that ``save_dataset`` wrote (in memory: they are small)."""
     from datasets import load_from_disk
 
-    return load_from_disk(str(require(settings, name)), keep_in_memory=True)
+    target = require(settings, name)
+    try:
+        return load_from_disk(str(target), keep_in_memory=True)
+    except Exception as err:  # arrow, JSON and file errors all mean the same thing here
+        raise damaged(settings, name, err) from err
 
 
 def write_json(target: Path, data: Any) -> None:
@@ -92,19 +109,32 @@ def write_json(target: Path, data: Any) -> None:
 
 
 def read_json(settings: Settings, name: str) -> Any:
-    return json.loads(require(settings, name).read_text())
+    try:
+        return json.loads(require(settings, name).read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as err:
+        raise damaged(settings, name, err) from err
+
+
+def load_model(settings: Settings):
+    """The fine-tuned model that 04_train saved, or an error naming 04_train."""
+    from .assets import AssetError, load_model as load
+
+    target = require(settings, "model")
+    try:
+        return load(str(target))
+    except AssetError as err:
+        raise damaged(settings, "model", err) from err
 
 
 def update_metrics(settings: Settings, **values: Any) -> dict[str, Any]:
     """Merge ``values`` into ``metrics.json`` (with the settings used) and return the whole record."""
-    target = path(settings, METRICS)
-    metrics = json.loads(target.read_text()) if target.exists() else {}
+    metrics = read_metrics(settings)
     metrics.update(values)
     metrics["settings"] = settings.as_dict()
-    write_json(target, metrics)
+    write_json(path(settings, METRICS), metrics)
     return metrics
 
 
 def read_metrics(settings: Settings) -> dict[str, Any]:
-    target = path(settings, METRICS)
-    return json.loads(target.read_text()) if target.exists() else {}
+    """What the notebooks have recorded so far ({} before any)."""
+    return read_json(settings, METRICS) if path(settings, METRICS).exists() else {}

@@ -8,9 +8,13 @@ Also a command, so the same training runs outside a notebook (settings as ``--na
 from __future__ import annotations
 
 import argparse
+import json
+import logging
 import os
+import shutil
 import time
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import torch
@@ -19,6 +23,11 @@ from transformers import PrinterCallback, Trainer, TrainingArguments
 from . import assets, masked_head, runs
 from .collate import TrainEvalCollator, make_collator
 from .config import PARAMETERS, Settings, make_settings, parse_value
+
+
+# Checkpoint rotation warns that file times "may not be reliable" and falls back to step numbers,
+# which is what we want anyway; the warning would only clutter the notebook.
+logging.getLogger("transformers.trainer_utils").setLevel(logging.ERROR)
 
 
 def show_progress() -> bool:
@@ -43,7 +52,8 @@ def training_arguments(settings: Settings, **changes: Any) -> TrainingArguments:
         output_dir=str(runs.path(settings, "checkpoints")),
         eval_strategy="epoch",
         eval_on_start=True,  # the base model's loss is the curve's first point
-        save_strategy="epoch",
+        save_strategy="steps",
+        save_steps=0.1,  # a checkpoint every tenth of training: an interrupted run resumes near where it stopped
         save_total_limit=2,
         learning_rate=settings.learning_rate,
         num_train_epochs=settings.num_train_epochs,
@@ -99,23 +109,87 @@ def make_trainer(settings: Settings, model, tokenizer, train_blocks, eval_masks,
     return trainer
 
 
+# The settings that change what training produces; a checkpoint or a saved model made with others is stale.
+TRAINING_FIELDS = (
+    "model", "source", "dataset_name", "dataset_config", "dataset_revision", "dataset_split", "text_field",
+    "num_examples", "test_size", "seed", "block_size", "mlm_probability", "learning_rate", "num_train_epochs",
+    "batch_size", "weight_decay", "masked_head",
+)
+
+
+def training_key(settings: Settings) -> dict[str, Any]:
+    return {name: getattr(settings, name) for name in TRAINING_FIELDS}
+
+
 @dataclass
 class TrainResult:
     seconds: float
     steps: int
     history: dict[str, list[dict[str, float]]]
+    resumed_from: int | None = None  # the checkpoint's step, when this run resumed an interrupted one
+    reused: bool = False  # True when a finished run with the same settings was loaded, not retrained
 
 
 def fit(trainer: Trainer, settings: Settings) -> TrainResult:
-    """Train, save model and tokenizer into the run folder, record the loss history and the time."""
+    """Train, save model and tokenizer into the run folder, record the loss history and the time.
+
+    A finished run with the same settings is loaded rather than retrained (``retrain=True`` forces it);
+    an interrupted one resumes from its last complete checkpoint.
+    """
+    key = training_key(settings)
+    reused = reuse_finished(trainer, settings, key)
+    if reused is not None:
+        return reused
+    checkpoint = last_checkpoint(settings, key)
+    if checkpoint is not None:
+        trainer.args.eval_on_start = False  # the curve already has its starting point
+        print(f"resuming the interrupted run from {checkpoint.name}")
     start = time.perf_counter()
-    trainer.train()
+    trainer.train(resume_from_checkpoint=str(checkpoint) if checkpoint else None)
     seconds = time.perf_counter() - start
     save_model(trainer, settings)
+    steps = trainer.state.global_step
     history = loss_history(trainer.state.log_history)
-    runs.write_json(runs.path(settings, "train_log.json"), history)
-    runs.update_metrics(settings, train_seconds=round(seconds, 1), train_steps=trainer.state.global_step)
-    return TrainResult(seconds=seconds, steps=trainer.state.global_step, history=history)
+    log = {"settings": key, "steps": steps, "seconds": round(seconds, 1), "history": history}
+    runs.write_json(runs.path(settings, "train_log.json"), log)
+    runs.update_metrics(settings, train_seconds=round(seconds, 1), train_steps=steps)
+    resumed_from = int(checkpoint.name.split("-")[1]) if checkpoint else None
+    return TrainResult(seconds=seconds, steps=steps, history=history, resumed_from=resumed_from)
+
+
+def reuse_finished(trainer: Trainer, settings: Settings, key: dict[str, Any]) -> TrainResult | None:
+    """Load the run folder's model into ``trainer`` when it was trained with these settings; else None."""
+    if settings.retrain or not runs.path(settings, "model").exists():
+        return None
+    try:
+        log = runs.read_json(settings, "train_log.json")
+        if log.get("settings") != key:
+            return None
+        finished = runs.load_model(settings)
+    except (runs.MissingArtifactError, runs.DamagedArtifactError) as err:
+        print(f"training again: {err}")
+        return None
+    trainer.model.load_state_dict(finished.state_dict())
+    print(f"already trained with these settings ({log['steps']} steps): loaded that model; set retrain=True to train again")
+    return TrainResult(seconds=log["seconds"], steps=log["steps"], history=log["history"], reused=True)
+
+
+def last_checkpoint(settings: Settings, key: dict[str, Any]) -> Path | None:
+    """The newest complete checkpoint of an interrupted run with these settings; stale ones are cleared."""
+    folder = runs.path(settings, "checkpoints")
+    marker = folder / "settings.json"
+    stale = settings.retrain or not marker.exists() or json.loads(marker.read_text() or "null") != key
+    if stale:
+        shutil.rmtree(folder, ignore_errors=True)
+        runs.write_json(marker, key)
+        return None
+    complete = []
+    for checkpoint in folder.glob("checkpoint-*"):
+        if (checkpoint / "trainer_state.json").exists():  # Trainer writes it last
+            complete.append(checkpoint)
+        else:
+            shutil.rmtree(checkpoint, ignore_errors=True)  # cut off mid-save
+    return max(complete, key=lambda p: int(p.name.split("-")[1]), default=None)
 
 
 def save_model(trainer: Trainer, settings: Settings) -> None:
@@ -171,7 +245,7 @@ def main(argv: list[str] | None = None) -> None:
     overrides = {k: parse_value(v) for k, v in args.items() if k != "profile" and v is not None}
     settings = make_settings(args["profile"], **overrides)
     result = run(settings)
-    print(f"trained {result.steps} steps in {result.seconds:.1f} s; model in {runs.path(settings, 'model')}")
+    print(f"{result.steps} steps in {result.seconds:.1f} s; model in {runs.path(settings, 'model')}")
 
 
 if __name__ == "__main__":

@@ -96,10 +96,10 @@ def test_a_missing_text_field_lists_the_columns(tmp_path):
         data.load_corpus(s)
 
 
-def test_more_examples_than_the_corpus_holds_is_an_error(text_file, tmp_path):
+def test_more_examples_than_the_corpus_holds_says_what_was_used(text_file, tmp_path, capsys):
     s = config.make_settings("tiny", source=str(text_file), num_examples=1000, run_dir=str(tmp_path))
-    with pytest.raises(CorpusError, match="only 64 records"):
-        data.load_corpus(s)
+    assert len(data.load_corpus(s)) == 64
+    assert "num_examples=1000, but the corpus has only 64 records: using all 64" in capsys.readouterr().out
 
 
 def test_the_split_repeats_with_the_seed(text_file, tmp_path):

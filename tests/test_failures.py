@@ -1,0 +1,162 @@
+"""Nothing lost, every failure explained: interrupted training, damaged artifacts, bad models and data."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from datasets import Dataset, DatasetDict
+
+from helpers import assets, collate, config, data, preprocess, runs, train
+
+ROOT = Path(__file__).resolve().parents[1]
+KILL_RUN = dict(block_size=128, batch_size=16, num_train_epochs=8)
+
+
+def prepare(tmp_path, tokenizer, **overrides) -> config.Settings:
+    """Notebooks 01-03 in miniature: 200 Wikipedia summaries into blocks and evaluation masks."""
+    s = config.make_settings("tiny", run_dir=str(tmp_path / "run"), **overrides)
+    corpus = data.load_wiki_science().select(range(200))
+    blocks = preprocess.build_blocks(data.split_corpus(corpus, s), tokenizer, s)
+    runs.save_dataset(blocks, s, "blocks")
+    runs.save_dataset(collate.make_eval_masks(blocks["test"], tokenizer, s), s, "eval_masks")
+    return s
+
+
+def train_command(s: config.Settings) -> list[str]:
+    args = [sys.executable, "-m", "helpers.train", "--profile", "tiny", "--run_dir", s.run_dir]
+    for name, value in KILL_RUN.items():
+        args += [f"--{name}", str(value)]
+    return args
+
+
+def complete_checkpoints(s: config.Settings) -> list[Path]:
+    return [p for p in runs.path(s, "checkpoints").glob("checkpoint-*") if (p / "trainer_state.json").exists()]
+
+
+@pytest.mark.slow
+def test_a_killed_training_resumes_to_the_same_step_count_with_no_gap_in_its_history(tmp_path, tokenizer):
+    s = prepare(tmp_path, tokenizer, **KILL_RUN)
+    steps_per_epoch = -(-len(runs.load_dataset(s, "blocks")["train"]) // s.batch_size)
+    total = steps_per_epoch * s.num_train_epochs
+    env = dict(os.environ, PYTHONPATH=str(ROOT))
+    process = subprocess.Popen(train_command(s), cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 120
+    while not complete_checkpoints(s) and process.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert process.poll() is None, "training finished before it could be killed: make the run longer"
+    process.send_signal(signal.SIGKILL)
+    process.wait()
+    assert not runs.path(s, "model").exists(), "a killed run must not leave a model behind"
+
+    rerun = subprocess.run(train_command(s), cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
+    assert rerun.returncode == 0, rerun.stderr[-2000:]
+    assert "resuming the interrupted run from checkpoint-" in rerun.stdout
+    log = runs.read_json(s, "train_log.json")
+    assert log["steps"] == total
+    logged = [e["step"] for e in log["history"]["train"]]
+    every = logged[0]
+    assert logged == list(range(every, total + 1, every)), "a gap or a repeat in the training history"
+    assert [e["epoch"] for e in log["history"]["eval"]] == [0, *range(1, s.num_train_epochs + 1)]
+    assert assets.load_model(str(runs.path(s, "model")))
+
+
+@pytest.mark.slow
+def test_a_finished_run_is_reused_unless_retrain_is_asked(tmp_path, tokenizer, capsys):
+    s = prepare(tmp_path, tokenizer, num_train_epochs=1, batch_size=32)
+    first = train.run(s)
+    model_file = runs.path(s, "model") / "model.safetensors"
+    written = model_file.stat().st_mtime_ns
+    again = train.run(s)
+    assert again.reused and again.steps == first.steps and again.history == first.history
+    assert "already trained with these settings" in capsys.readouterr().out
+    assert model_file.stat().st_mtime_ns == written
+    forced = train.run(config.make_settings("tiny", run_dir=s.run_dir, num_train_epochs=1, batch_size=32, retrain=True))
+    assert not forced.reused and forced.steps == first.steps
+    changed = train.run(config.make_settings("tiny", run_dir=s.run_dir, num_train_epochs=1, batch_size=16))
+    assert not changed.reused and changed.steps > first.steps  # other settings: a new run, not the old one
+
+
+def truncate(file: Path) -> None:
+    file.write_bytes(file.read_bytes()[: file.stat().st_size // 2])
+
+
+@pytest.mark.parametrize("name, notebook", [("splits", "01_load"), ("blocks", "02_preprocess"), ("eval_masks", "03_collate")])
+def test_a_half_written_dataset_is_refused_with_the_notebook_to_rerun(settings, name, notebook):
+    dataset = Dataset.from_dict({"input_ids": [[i] * 64 for i in range(500)]})
+    runs.save_dataset(DatasetDict(train=dataset, test=dataset) if name != "eval_masks" else dataset, settings, name)
+    for arrow in runs.path(settings, name).rglob("*.arrow"):
+        truncate(arrow)
+    with pytest.raises(runs.DamagedArtifactError, match=f"{name} in .* is damaged or incomplete.*rerun {notebook}"):
+        runs.load_dataset(settings, name)
+
+
+def test_a_dataset_missing_its_index_is_refused(settings):
+    runs.save_dataset(Dataset.from_dict({"x": [1, 2]}), settings, "eval_masks")
+    (runs.path(settings, "eval_masks") / "state.json").unlink()
+    with pytest.raises(runs.DamagedArtifactError, match="rerun 03_collate"):
+        runs.load_dataset(settings, "eval_masks")
+
+
+def test_a_truncated_model_is_refused_with_04_named(settings, model, tokenizer):
+    folder = runs.path(settings, "model")
+    model.save_pretrained(folder)
+    tokenizer.save_pretrained(folder)
+    truncate(folder / "model.safetensors")
+    with pytest.raises(runs.DamagedArtifactError, match="model in .* is damaged or incomplete.*rerun 04_train"):
+        runs.load_model(settings)
+
+
+@pytest.mark.parametrize("name", ["metrics.json", "train_log.json"])
+def test_truncated_json_is_refused(settings, name):
+    runs.write_json(runs.path(settings, name), {"perplexity_before": 3524.5, "perplexity_after": 49.9})
+    truncate(runs.path(settings, name))
+    with pytest.raises(runs.DamagedArtifactError, match=f"{name} in .* is damaged"):
+        runs.read_json(settings, name)
+
+
+def test_a_model_without_an_mlm_head_is_not_a_masked_lm(tmp_path):
+    from transformers import BertConfig, BertModel
+
+    BertModel(BertConfig(hidden_size=32, num_hidden_layers=1, num_attention_heads=2, intermediate_size=64)).save_pretrained(tmp_path)
+    with pytest.raises(assets.AssetError, match="is not a masked LM.*MLM head would start random"):
+        assets.load_model(str(tmp_path))
+
+
+def test_a_tokenizer_without_a_mask_token_is_refused(tmp_path, tokenizer):
+    tokenizer.save_pretrained(tmp_path)
+    settings_file = tmp_path / "tokenizer_config.json"
+    tokenizer_config = json.loads(settings_file.read_text())
+    tokenizer_config["mask_token"] = None  # as a causal-LM tokenizer has it
+    settings_file.write_text(json.dumps(tokenizer_config))
+    with pytest.raises(assets.AssetError, match="has no mask token"):
+        assets.load_tokenizer(str(tmp_path))
+
+
+def test_a_script_dataset_says_what_to_try(tmp_path):
+    s = config.make_settings("guide", run_dir=str(tmp_path), dataset_revision=None)
+    advice = data._hub_advice(s, RuntimeError("Dataset scripts are no longer supported, but found eli5_category.py"))
+    assert "script dataset" in advice and "refs/convert/parquet" in advice and "profile='tiny'" in advice
+
+
+def test_a_failed_push_says_so_and_keeps_the_local_save(settings, capsys):
+    class NoNetwork:
+        def push_to_hub(self):
+            raise ConnectionError("no route to the Hub")
+
+    asked = config.make_settings("tiny", run_dir=settings.run_dir, push_to_hub=True)
+    assert train.push(NoNetwork(), asked) is False
+    out = capsys.readouterr().out
+    assert "push_to_hub failed (ConnectionError" in out and "saved locally" in out
+
+
+def test_the_same_seed_gives_the_same_blocks(tmp_path, tokenizer):
+    s = config.make_settings("tiny", run_dir=str(tmp_path))
+    corpus = data.load_wiki_science().select(range(100))
+    first = preprocess.build_blocks(data.split_corpus(corpus, s), tokenizer, s)
+    again = preprocess.build_blocks(data.split_corpus(corpus, s), tokenizer, s)
+    assert first["train"]["input_ids"] == again["train"]["input_ids"] and first["test"]["input_ids"] == again["test"]["input_ids"]
