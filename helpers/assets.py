@@ -69,10 +69,19 @@ def load_config(name: str):
     return _from_pretrained(AutoConfig, name)
 
 
+WEIGHT_FILES = ("model.safetensors", "model.safetensors.index.json", "pytorch_model.bin", "pytorch_model.bin.index.json")
+
+
 def load_model(name: str):
     """``AutoModelForMaskedLM`` for a model name, refused when its MLM head would start untrained."""
     from transformers import AutoModelForMaskedLM
 
+    folder = Path(resolve_model(name))
+    if folder.is_dir() and not any((folder / f).exists() for f in WEIGHT_FILES):
+        raise AssetError(
+            f"the folder {folder} holds no model weights (none of {', '.join(WEIGHT_FILES)}): point model= at a "
+            f"folder written by save_pretrained, such as runs/<profile>/model, or use model={TINY_MODEL!r}"
+        )
     model, info = _from_pretrained(AutoModelForMaskedLM, name, output_loading_info=True)
     untrained = [key for key in info["missing_keys"] if not key.endswith("decoder.weight")]  # tied to the embeddings
     if untrained:

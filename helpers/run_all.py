@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from . import runs
-from .config import Settings, make_settings, parse_value, project_root
+from .config import Settings, SettingsError, make_settings, parse_value, project_root
 
 NOTEBOOKS = ("01_load", "02_preprocess", "03_collate", "04_train", "05_evaluate", "06_infer")
 QUIET = {  # unattended runs: no progress bars in the executed notebooks
@@ -84,6 +84,9 @@ def main(argv: list[str] | None = None) -> int:
 
     try:
         settings = run_all(parameters, args.output_dir)
+    except SettingsError as err:  # caught before any notebook runs: nothing on disk was touched
+        print(f"error: {err}", file=sys.stderr)
+        return 2
     except papermill.PapermillExecutionError as err:
         print(f"\nfailed in cell {err.exec_count}: {err.ename}: {err.evalue}", file=sys.stderr)
         return 1

@@ -12,6 +12,7 @@ import json
 import logging
 import os
 import shutil
+import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,7 +23,7 @@ from transformers import PrinterCallback, Trainer, TrainingArguments
 
 from . import assets, masked_head, runs
 from .collate import TrainEvalCollator, make_collator
-from .config import PARAMETERS, Settings, make_settings, parse_value
+from .config import PARAMETERS, Settings, SettingsError, make_settings, parse_value
 
 
 # Checkpoint rotation warns that file times "may not be reliable" and falls back to step numbers,
@@ -243,8 +244,11 @@ def main(argv: list[str] | None = None) -> None:
             parser.add_argument(f"--{name}", default=None, help=f"override the profile's {name}")
     args = vars(parser.parse_args(argv))
     overrides = {k: parse_value(v) for k, v in args.items() if k != "profile" and v is not None}
-    settings = make_settings(args["profile"], **overrides)
-    result = run(settings)
+    try:
+        settings = make_settings(args["profile"], **overrides)
+        result = run(settings)
+    except (SettingsError, assets.AssetError, runs.MissingArtifactError, runs.DamagedArtifactError) as err:
+        sys.exit(f"error: {err}")  # the message says what to fix; a traceback would bury it
     print(f"{result.steps} steps in {result.seconds:.1f} s; model in {runs.path(settings, 'model')}")
 
 

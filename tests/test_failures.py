@@ -160,3 +160,60 @@ def test_the_same_seed_gives_the_same_blocks(tmp_path, tokenizer):
     first = preprocess.build_blocks(data.split_corpus(corpus, s), tokenizer, s)
     again = preprocess.build_blocks(data.split_corpus(corpus, s), tokenizer, s)
     assert first["train"]["input_ids"] == again["train"]["input_ids"] and first["test"]["input_ids"] == again["test"]["input_ids"]
+
+
+@pytest.fixture(scope="module")
+def roberta_tokenizer(tmp_path_factory):
+    """A small byte-level BPE tokenizer with RoBERTa's special tokens, trained here (no hub)."""
+    from tokenizers import ByteLevelBPETokenizer
+    from transformers import RobertaTokenizerFast
+
+    from conftest import SENTENCES
+
+    folder = tmp_path_factory.mktemp("roberta-tokenizer")
+    bpe = ByteLevelBPETokenizer()
+    bpe.train_from_iterator(SENTENCES * 4, vocab_size=400, special_tokens=["<s>", "<pad>", "</s>", "<unk>", "<mask>"])
+    bpe.save_model(str(folder))
+    return RobertaTokenizerFast.from_pretrained(folder)
+
+
+def test_berts_mask_token_given_to_roberta_is_named(roberta_tokenizer):
+    from helpers import infer
+
+    with pytest.raises(ValueError, match=r"\[MASK\] is another model family's mask token.*this tokenizer's mask token is <mask>"):
+        infer.check_text("The Milky Way is a [MASK] galaxy.", roberta_tokenizer, top_k=3)
+    infer.check_text(infer.with_mask("The Milky Way is a {mask} galaxy.", roberta_tokenizer), roberta_tokenizer, top_k=3)
+
+
+def test_a_checkpoint_cut_off_mid_save_is_skipped_and_removed(settings):
+    key = train.training_key(settings)
+    assert train.last_checkpoint(settings, key) is None  # a fresh run: nothing to resume, the marker is written
+    folder = runs.path(settings, "checkpoints")
+    for step in (10, 20):
+        (folder / f"checkpoint-{step}").mkdir()
+        (folder / f"checkpoint-{step}" / "model.safetensors").write_bytes(b"...")
+    (folder / "checkpoint-10" / "trainer_state.json").write_text("{}")  # Trainer writes it last: 20 was cut off
+    assert train.last_checkpoint(settings, key) == folder / "checkpoint-10"
+    assert not (folder / "checkpoint-20").exists()
+
+
+def test_checkpoints_of_other_settings_are_not_resumed(settings):
+    key = train.training_key(settings)
+    train.last_checkpoint(settings, key)
+    complete = runs.path(settings, "checkpoints") / "checkpoint-10"
+    complete.mkdir()
+    (complete / "trainer_state.json").write_text("{}")
+    other = train.training_key(config.make_settings("tiny", run_dir=settings.run_dir, learning_rate=1e-3))
+    assert train.last_checkpoint(settings, other) is None and not complete.exists()
+
+
+def test_the_commands_refuse_bad_settings_with_the_valid_names(tmp_path):
+    env = dict(os.environ, PYTHONPATH=str(ROOT), COURSE_RUNS_DIR=str(tmp_path))
+    run_all = subprocess.run([sys.executable, "-m", "helpers.run_all", "-p", "lr", "1e-3"], cwd=ROOT, env=env,
+                             capture_output=True, text=True, timeout=120)
+    assert run_all.returncode == 2 and "unknown parameter(s) ['lr']" in run_all.stderr and "learning_rate" in run_all.stderr
+    assert "Traceback" not in run_all.stderr and not (tmp_path / "tiny").exists()
+    trained = subprocess.run([sys.executable, "-m", "helpers.train", "--run_dir", str(tmp_path / "empty")], cwd=ROOT,
+                             env=env, capture_output=True, text=True, timeout=120)
+    assert trained.returncode == 1 and "error: blocks is missing" in trained.stderr and "run 02_preprocess first" in trained.stderr
+    assert "Traceback" not in trained.stderr
