@@ -33,6 +33,19 @@ def test_group_texts_keeps_every_token_in_order_but_the_remainder():
     assert all(len(b) == 8 for b in blocks)
 
 
+def test_group_texts_leaves_the_garbage_collector_as_it_found_it():
+    import gc
+
+    preprocess.group_texts(random_batch(10, 0), 8)
+    assert gc.isenabled()
+    gc.disable()
+    try:
+        preprocess.group_texts(random_batch(10, 0), 8)
+        assert not gc.isenabled()
+    finally:
+        gc.enable()
+
+
 def test_group_texts_on_fewer_tokens_than_a_block_gives_nothing():
     assert preprocess.group_texts({"input_ids": [[1, 2, 3]]}, 4) == {"input_ids": []}
 
