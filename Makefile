@@ -44,8 +44,10 @@ bench: $(SETUP)
 lab: $(SETUP)
 	$(BIN)/jupyter lab notebooks
 
+# A scratch run folder of its own, so the committed outputs always come from a fresh training run.
 notebooks: $(SETUP)
-	$(QUIET) $(BIN)/python -m helpers.run_all --output-dir notebooks
+	rm -rf runs/.notebooks
+	$(QUIET) COURSE_RUNS_DIR=$(CURDIR)/runs/.notebooks $(BIN)/python -m helpers.run_all --output-dir notebooks
 
 clean:
 	rm -rf runs .pytest_cache

@@ -78,6 +78,13 @@ def group_texts_row(batch: dict[str, list[list[int]]], block_size: int = 128) ->
     return Row(f"group_texts_{n}", f"group_texts, {n:,}-example batch (blocks identical)", "s", guide, course)
 
 
+def describe_group(row: Row) -> str:
+    """A ``group_texts_row`` in three lines, for notebook 02."""
+    return (f"the guide's sum(lists, []): {row.baseline * 1e3:.1f} ms\n"
+            f"the course's group_texts:  {row.course * 1e3:.2f} ms\n"
+            f"{row.ratio:.0f}x faster, the same blocks")
+
+
 # --- 04: a training step --------------------------------------------------------------------------
 
 def distilroberta_sized() -> RobertaForMaskedLM:
@@ -155,6 +162,14 @@ def eval_pass_row(model, eval_masks, settings: config.Settings) -> Row:
     return Row("eval_pass", f"evaluation pass, {len(eval_masks)} blocks (batch {guide_batch} full head vs "
                f"{settings.eval_batch_size} head at masks)", "s", timed["baseline"][0], timed["course"][0],
                notes={"mean_loss": {k: v[1] for k, v in timed.items()}})
+
+
+def describe_eval(row: Row) -> str:
+    """An ``eval_pass_row`` in three lines, for notebook 05."""
+    loss = row.notes["mean_loss"]
+    return (f"the guide's way (batch 8, head everywhere): {row.baseline:.2f} s, loss {loss['baseline']:.5f}\n"
+            f"the course's (larger batch, head at masks): {row.course:.2f} s, loss {loss['course']:.5f}\n"
+            f"{row.ratio:.1f}x faster, same loss")
 
 
 # --- 06: fill-mask --------------------------------------------------------------------------------

@@ -47,6 +47,7 @@ def run_all(parameters: dict[str, Any], output_dir: Path | None = None) -> Setti
             cwd=str(source),
             kernel_name="python3",
             progress_bar=False,
+            extra_arguments=["--IPKernelApp.log_level=ERROR"],  # not its TCP-transport warning, once a notebook
         )
         print(f"{time.perf_counter() - start:.1f} s", flush=True)
     return settings
