@@ -82,7 +82,7 @@ def describe_group(row: Row) -> str:
     """A ``group_texts_row`` in three lines, for notebook 02."""
     return (f"the guide's sum(lists, []): {row.baseline * 1e3:.1f} ms\n"
             f"the course's group_texts:  {row.course * 1e3:.2f} ms\n"
-            f"{row.ratio:.0f}x faster, the same blocks")
+            f"{row.ratio:.1f}x faster, the same blocks")
 
 
 # --- 04: a training step --------------------------------------------------------------------------

@@ -17,8 +17,12 @@ IGNORE = -100
 
 
 def parts(model) -> tuple[nn.Module, nn.Module] | None:
-    """(encoder, head) of a BERT- or RoBERTa-style masked LM, or None for another layout."""
-    encoder = getattr(model, model.base_model_prefix, None)
+    """(encoder, head) of a BERT- or RoBERTa-style masked LM, or None for another layout.
+
+    None too for a model wrapped for data parallelism (DDP): its gradients are synchronised only
+    through the wrapper's own forward, which runs the head everywhere.
+    """
+    encoder = getattr(model, getattr(model, "base_model_prefix", ""), None)
     head = getattr(model, "cls", None)  # BERT's
     if head is None:
         head = getattr(model, "lm_head", None)  # RoBERTa's

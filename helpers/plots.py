@@ -7,6 +7,8 @@ from typing import Any
 import matplotlib.pyplot as plt
 from matplotlib.figure import Figure
 
+BAR_COLOUR = "#4C72B0"
+
 
 def _done(fig: Figure) -> Figure:
     fig.tight_layout()
@@ -14,14 +16,56 @@ def _done(fig: Figure) -> Figure:
     return fig
 
 
-def lengths(doc_tokens: list[int], block_size: int) -> Figure:
-    """02: how long the documents are, in tokens, against the block size they are cut into."""
-    fig, ax = plt.subplots(figsize=(7, 3.2))
-    ax.hist(doc_tokens, bins=40, color="#4C72B0")
-    ax.axvline(block_size, color="#C44E52", linestyle="--", label=f"block_size = {block_size}")
-    ax.set(xlabel="tokens per document", ylabel="documents", title="Document lengths before grouping")
-    ax.legend()
+def lengths(doc_tokens: list[int], block_tokens: list[int], block_size: int) -> Figure:
+    """02: document lengths before grouping beside block lengths after it, on one token axis."""
+    fig, (docs, blocks) = plt.subplots(1, 2, figsize=(9, 3.2), sharex=True)
+    docs.hist(doc_tokens, bins=40, color=BAR_COLOUR)
+    docs.axvline(block_size, color="#C44E52", linestyle="--", label=f"block_size = {block_size}")
+    docs.set(xlabel="tokens per document", ylabel="documents", title=f"{len(doc_tokens):,} documents, every length")
+    docs.legend()
+    blocks.hist(block_tokens, bins=40, range=docs.get_xlim(), color="#55A868")
+    blocks.set(xlabel="tokens per block", ylabel="blocks", title=f"{len(block_tokens):,} blocks, all {block_size} tokens")
     return _done(fig)
+
+
+MASK_COLOURS = {"masked": "#C44E52", "replaced": "#DD8452", "kept": "#55A868"}
+MASK_LEGEND = {"masked": "masked: the mask token", "replaced": "replaced: a random token", "kept": "kept: unchanged, still scored"}
+CHAR_INCHES = 0.6 * 9 / 72  # the width of one monospace character at 9 points
+
+
+def masked_block(rows: list[dict[str, str]], width: int = 100) -> Figure:
+    """03: one block as the model sees it, each picked token coloured: masked, replaced or kept.
+
+    ``rows`` are ``collate.token_table`` records (``model sees`` and ``what`` per token). One x unit is
+    one monospace character, so tokens are laid out like text, ``width`` characters a line.
+    """
+    lines: list[list[dict[str, str]]] = [[]]
+    used = 0
+    for row in rows:
+        if used + len(row["model sees"]) + 1 > width and lines[-1]:
+            lines.append([])
+            used = 0
+        lines[-1].append(row)
+        used += len(row["model sees"]) + 1
+    line_inches, legend_inches, margin = 0.3, 0.45, 0.15
+    text_inches = len(lines) * line_inches
+    fig = plt.figure(figsize=(width * CHAR_INCHES + 2 * margin, text_inches + legend_inches + margin))
+    fig_w, fig_h = fig.get_size_inches()
+    ax = fig.add_axes((margin / fig_w, margin / fig_h, width * CHAR_INCHES / fig_w, text_inches / fig_h))
+    ax.set(xlim=(0, width), ylim=(len(lines) - 0.5, -0.5))
+    ax.axis("off")
+    for y, line in enumerate(lines):
+        x = 0
+        for row in line:
+            colour = MASK_COLOURS.get(row["what"])
+            box = dict(boxstyle="round,pad=0.12", facecolor=colour, edgecolor="none") if colour else None
+            ax.text(x, y, row["model sees"], family="monospace", fontsize=9, va="center",
+                    color="white" if colour else "#333333", bbox=box)
+            x += len(row["model sees"]) + 1
+    handles = [plt.Rectangle((0, 0), 1, 1, color=c) for c in MASK_COLOURS.values()]
+    fig.legend(handles, list(MASK_LEGEND.values()), loc="upper center", ncol=3, frameon=False)
+    plt.close(fig)  # laid out by hand: no tight_layout
+    return fig
 
 
 def loss_curves(history: dict[str, list[dict[str, float]]]) -> Figure:
@@ -49,7 +93,7 @@ def top_k(results: dict[str, list[dict[str, Any]]], text: str) -> Figure:
     fig, axes = plt.subplots(1, len(results), figsize=(4 * len(results), 2.8), sharex=True)
     axes = [axes] if len(results) == 1 else list(axes)
     for ax, (name, rows) in zip(axes, results.items()):
-        ax.barh([r["token_str"] for r in rows][::-1], [r["score"] for r in rows][::-1], color="#4C72B0")
+        ax.barh([r["token_str"] for r in rows][::-1], [r["score"] for r in rows][::-1], color=BAR_COLOUR)
         ax.set(title=name, xlabel="probability")
     fig.suptitle(text)
     return _done(fig)

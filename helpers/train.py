@@ -44,6 +44,11 @@ def precision() -> dict[str, bool]:
     return {"bf16": bf16, "fp16": not bf16}
 
 
+def cpu_data_parallel() -> bool:
+    """Several processes (torchrun) and no CUDA: Trainer's DDP on the CPU needs ``use_cpu``, which picks gloo."""
+    return not torch.cuda.is_available() and int(os.environ.get("WORLD_SIZE", "1")) > 1
+
+
 def training_arguments(settings: Settings, **changes: Any) -> TrainingArguments:
     """The guide's ``TrainingArguments``, plus a seed, mixed precision on a GPU and a loss curve.
 
@@ -68,6 +73,7 @@ def training_arguments(settings: Settings, **changes: Any) -> TrainingArguments:
         prediction_loss_only=True,  # evaluation needs the loss only, not logits over the vocabulary
         report_to="none",
         dataloader_pin_memory=torch.cuda.is_available(),
+        use_cpu=cpu_data_parallel(),
         push_to_hub=False,  # pushed explicitly after the local save, which never depends on the network
         disable_tqdm=not show_progress(),
         **precision(),
@@ -78,7 +84,8 @@ def training_arguments(settings: Settings, **changes: Any) -> TrainingArguments:
 class MaskedHeadTrainer(Trainer):
     """``Trainer`` whose loss applies the MLM head only at the masked positions (``helpers.masked_head``).
 
-    The loss is the standard forward's, to float precision; only where the head runs changes.
+    The loss is the standard forward's, to float precision; only where the head runs changes. A model
+    wrapped for data parallelism (torchrun) takes the standard forward, which synchronises its gradients.
     """
 
     def __init__(self, *args, **kwargs):
@@ -86,6 +93,8 @@ class MaskedHeadTrainer(Trainer):
         self.model_accepts_loss_kwargs = False  # our loss is a per-batch mean, scaled for accumulation by Trainer
 
     def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
+        if not masked_head.supported(model):
+            return super().compute_loss(model, inputs, return_outputs, num_items_in_batch)
         loss = masked_head.loss(model, inputs)
         return (loss, {"loss": loss}) if return_outputs else loss
 
@@ -135,13 +144,15 @@ def fit(trainer: Trainer, settings: Settings) -> TrainResult:
     """Train, save model and tokenizer into the run folder, record the loss history and the time.
 
     A finished run with the same settings is loaded rather than retrained (``retrain=True`` forces it);
-    an interrupted one resumes from its last complete checkpoint.
+    an interrupted one resumes from its last complete checkpoint. Under ``torchrun`` every process trains
+    on its share of each batch and the first one alone writes to the run folder.
     """
     key = training_key(settings)
     reused = reuse_finished(trainer, settings, key)
     if reused is not None:
         return reused
-    checkpoint = last_checkpoint(settings, key)
+    with trainer.args.main_process_first(desc="looking for checkpoints"):  # the first process tidies, the rest read
+        checkpoint = last_checkpoint(settings, key, tidy=trainer.is_world_process_zero())
     if checkpoint is not None:
         trainer.args.eval_on_start = False  # the curve already has its starting point
         print(f"resuming the interrupted run from {checkpoint.name}")
@@ -151,9 +162,11 @@ def fit(trainer: Trainer, settings: Settings) -> TrainResult:
     save_model(trainer, settings)
     steps = trainer.state.global_step
     history = loss_history(trainer.state.log_history)
-    log = {"settings": key, "steps": steps, "seconds": round(seconds, 1), "history": history}
-    runs.write_json(runs.path(settings, "train_log.json"), log)
-    runs.update_metrics(settings, train_seconds=round(seconds, 1), train_steps=steps)
+    if trainer.is_world_process_zero():
+        log = {"settings": key, "steps": steps, "seconds": round(seconds, 1), "history": history}
+        runs.write_json(runs.path(settings, "train_log.json"), log)
+        runs.update_metrics(settings, train_seconds=round(seconds, 1), train_steps=steps)
+    trainer.accelerator.wait_for_everyone()
     resumed_from = int(checkpoint.name.split("-")[1]) if checkpoint else None
     return TrainResult(seconds=seconds, steps=steps, history=history, resumed_from=resumed_from)
 
@@ -175,29 +188,38 @@ def reuse_finished(trainer: Trainer, settings: Settings, key: dict[str, Any]) ->
     return TrainResult(seconds=log["seconds"], steps=log["steps"], history=log["history"], reused=True)
 
 
-def last_checkpoint(settings: Settings, key: dict[str, Any]) -> Path | None:
-    """The newest complete checkpoint of an interrupted run with these settings; stale ones are cleared."""
+def last_checkpoint(settings: Settings, key: dict[str, Any], tidy: bool = True) -> Path | None:
+    """The newest complete checkpoint of an interrupted run with these settings.
+
+    With ``tidy`` (the one process that writes), stale checkpoints and ones cut off mid-save are removed.
+    """
     folder = runs.path(settings, "checkpoints")
     marker = folder / "settings.json"
     stale = settings.retrain or not marker.exists() or json.loads(marker.read_text() or "null") != key
     if stale:
-        shutil.rmtree(folder, ignore_errors=True)
-        runs.write_json(marker, key)
+        if tidy:
+            shutil.rmtree(folder, ignore_errors=True)
+            runs.write_json(marker, key)
         return None
     complete = []
     for checkpoint in folder.glob("checkpoint-*"):
         if (checkpoint / "trainer_state.json").exists():  # Trainer writes it last
             complete.append(checkpoint)
-        else:
+        elif tidy:
             shutil.rmtree(checkpoint, ignore_errors=True)  # cut off mid-save
     return max(complete, key=lambda p: int(p.name.split("-")[1]), default=None)
 
 
 def save_model(trainer: Trainer, settings: Settings) -> None:
-    """A standard checkpoint (``from_pretrained`` and ``pipeline`` load it), written atomically."""
-    with runs.atomic_path(runs.path(settings, "model")) as tmp:
-        trainer.save_model(str(tmp))
-        trainer.processing_class.save_pretrained(str(tmp))
+    """A standard checkpoint (``from_pretrained`` and ``pipeline`` load it), written atomically.
+
+    Data-parallel processes hold the same weights: the first one writes them, the others wait.
+    """
+    if trainer.is_world_process_zero():
+        with runs.atomic_path(runs.path(settings, "model")) as tmp:
+            trainer.save_model(str(tmp))
+            trainer.processing_class.save_pretrained(str(tmp))
+    trainer.accelerator.wait_for_everyone()
 
 
 def loss_history(log_history: list[dict[str, Any]]) -> dict[str, list[dict[str, float]]]:
@@ -225,14 +247,15 @@ def push(trainer: Trainer, settings: Settings) -> bool:
 
 
 def run(settings: Settings) -> TrainResult:
-    """Notebook 04 as one call: load, train, save, push if asked."""
+    """Notebook 04 as one call: load, train, save, push if asked (the first process only)."""
     tokenizer = assets.load_tokenizer(settings.model)
     model = assets.load_model(settings.model)
     blocks = runs.load_dataset(settings, "blocks")
     eval_masks = runs.load_dataset(settings, "eval_masks")
     trainer = make_trainer(settings, model, tokenizer, blocks["train"], eval_masks)
     result = fit(trainer, settings)
-    push(trainer, settings)
+    if trainer.is_world_process_zero():
+        push(trainer, settings)
     return result
 
 
@@ -249,7 +272,8 @@ def main(argv: list[str] | None = None) -> None:
         result = run(settings)
     except (SettingsError, assets.AssetError, runs.MissingArtifactError, runs.DamagedArtifactError) as err:
         sys.exit(f"error: {err}")  # the message says what to fix; a traceback would bury it
-    print(f"{result.steps} steps in {result.seconds:.1f} s; model in {runs.path(settings, 'model')}")
+    rank, world = int(os.environ.get("RANK", 0)), int(os.environ.get("WORLD_SIZE", 1))
+    print(f"process {rank} of {world}: {result.steps} steps in {result.seconds:.1f} s; model in {runs.path(settings, 'model')}")
 
 
 if __name__ == "__main__":

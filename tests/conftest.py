@@ -11,7 +11,7 @@ os.environ.setdefault("HF_DATASETS_DISABLE_PROGRESS_BARS", "1")
 import pytest  # noqa: E402
 import torch  # noqa: E402
 
-from helpers import assets, config  # noqa: E402
+from helpers import assets, collate, config, data, preprocess, runs  # noqa: E402
 
 
 def pytest_collection_modifyitems(config, items):
@@ -56,3 +56,13 @@ def text_file(tmp_path):
     path = tmp_path / "corpus.txt"
     path.write_text("\n".join(SENTENCES * 8) + "\n", encoding="utf-8")
     return path
+
+
+def prepare_run(tmp_path, tokenizer, **overrides) -> config.Settings:
+    """Notebooks 01-03 in miniature: 200 Wikipedia summaries into blocks and evaluation masks."""
+    s = config.make_settings("tiny", run_dir=str(tmp_path / "run"), **overrides)
+    corpus = data.load_wiki_science().select(range(200))
+    blocks = preprocess.build_blocks(data.split_corpus(corpus, s), tokenizer, s)
+    runs.save_dataset(blocks, s, "blocks")
+    runs.save_dataset(collate.make_eval_masks(blocks["test"], tokenizer, s), s, "eval_masks")
+    return s

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from helpers import config, run_all
+from helpers import colab, config, run_all
 
 ROOT = Path(__file__).resolve().parents[1]
 NOTEBOOKS = [ROOT / "notebooks" / f"{name}.ipynb" for name in run_all.NOTEBOOKS]
@@ -38,9 +38,15 @@ def test_each_notebook_has_a_parameters_cell_naming_every_setting(path):
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
 def test_each_notebook_opens_in_colab_and_installs_only_there(path):
     first, install = cells(path)[:2]
-    assert f"colab.research.google.com/github/mlm-course/masked-lm-course/blob/main/notebooks/{path.name}" in "".join(first["source"])
+    assert colab.badge(path.stem) in "".join(first["source"])
     source = "".join(install["source"])
-    assert 'if "google.colab" in sys.modules:' in source and "pip install" in source
+    assert 'if "google.colab" in sys.modules:' in source and colab.install_command() in source
+
+
+def test_the_repository_is_one_setting():
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    assert project["urls"]["Repository"] == colab.REPOSITORY
+    assert colab.NOTEBOOKS == run_all.NOTEBOOKS
 
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)

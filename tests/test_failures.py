@@ -11,20 +11,11 @@ from pathlib import Path
 import pytest
 from datasets import Dataset, DatasetDict
 
-from helpers import assets, collate, config, data, preprocess, runs, train
+from conftest import prepare_run as prepare
+from helpers import assets, config, data, preprocess, runs, train
 
 ROOT = Path(__file__).resolve().parents[1]
 KILL_RUN = dict(block_size=128, batch_size=16, num_train_epochs=8)
-
-
-def prepare(tmp_path, tokenizer, **overrides) -> config.Settings:
-    """Notebooks 01-03 in miniature: 200 Wikipedia summaries into blocks and evaluation masks."""
-    s = config.make_settings("tiny", run_dir=str(tmp_path / "run"), **overrides)
-    corpus = data.load_wiki_science().select(range(200))
-    blocks = preprocess.build_blocks(data.split_corpus(corpus, s), tokenizer, s)
-    runs.save_dataset(blocks, s, "blocks")
-    runs.save_dataset(collate.make_eval_masks(blocks["test"], tokenizer, s), s, "eval_masks")
-    return s
 
 
 def train_command(s: config.Settings) -> list[str]:

@@ -1,0 +1,76 @@
+"""06 infer, hands on: a text box and a top-k slider over fill-mask, for JupyterLab and Colab.
+
+The box redraws each model's top-k bars whenever the text or the slider changes. Runs that nobody
+watches (``make run-all``, nbval; they set ``COURSE_UNATTENDED=1``) cannot render a widget, so the same
+answers are also printed there; without ipywidgets or a kernel, printing is all there is.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+from . import infer, plots
+
+UNATTENDED = "COURSE_UNATTENDED"
+
+
+def unattended() -> bool:
+    """True in runs nobody watches: ``make run-all``, ``make notebooks`` and nbval set ``COURSE_UNATTENDED=1``."""
+    return os.environ.get(UNATTENDED, "").lower() in {"1", "true", "yes"}
+
+
+def answers(text: str, models: dict[str, Any], tokenizer, top_k: int) -> dict[str, list[dict[str, Any]]]:
+    """Each model's top-k for the text's (first) mask."""
+    results = {}
+    for name, model in models.items():
+        rows = infer.fill_mask(text, model, tokenizer, top_k)
+        results[name] = rows[0] if rows and isinstance(rows[0], list) else rows  # several masks: the first
+    return results
+
+
+def describe(results: dict[str, list[dict[str, Any]]]) -> str:
+    """One line per model: its tokens and their probabilities."""
+    return "\n".join(
+        f"{name}: " + ", ".join(f"{r['token_str']} {r['score']:.3f}" for r in rows) for name, rows in results.items()
+    )
+
+
+def widgets_available() -> bool:
+    """ipywidgets installed and an IPython kernel to talk to."""
+    try:
+        import ipywidgets  # noqa: F401
+        from IPython import get_ipython
+    except ImportError:
+        return False
+    shell = get_ipython()
+    return shell is not None and getattr(shell, "kernel", None) is not None
+
+
+def fill_mask_box(models: dict[str, Any], tokenizer, text: str, top_k: int = 3):
+    """The interactive box (returned, so the cell shows it), or the answers printed where it cannot show."""
+    if unattended() or not widgets_available():
+        print(describe(answers(text, models, tokenizer, top_k)))
+    if not widgets_available():
+        return None
+    import ipywidgets as widgets
+
+    text_box = widgets.Text(value=text, description="text", continuous_update=False,
+                            layout=widgets.Layout(width="70%"))
+    slider = widgets.IntSlider(value=top_k, min=1, max=10, description="top k", continuous_update=False)
+    output = widgets.Output()
+
+    def redraw(_change=None) -> None:
+        output.outputs = ()  # set from the kernel, so it works without a frontend capturing output
+        try:
+            results = answers(text_box.value, models, tokenizer, slider.value)
+        except ValueError as err:  # no mask, an empty text, ...: say so in the box, not as a traceback
+            output.append_stdout(f"{err}\n")
+            return
+        output.append_display_data(plots.top_k(results, text_box.value))
+
+    text_box.observe(redraw, names="value")
+    slider.observe(redraw, names="value")
+    redraw()
+    hint = widgets.HTML(f"Write {tokenizer.mask_token} where the word goes; press Enter to ask again.")
+    return widgets.VBox([hint, widgets.HBox([text_box, slider]), output])
