@@ -41,8 +41,9 @@ nbval: $(SETUP)
 bench: $(SETUP)
 	$(QUIET) $(BIN)/python -m helpers.bench $(BENCH_ARGS)
 
+# --allow-root only where you are root (containers, these build machines): Jupyter refuses root otherwise.
 lab: $(SETUP)
-	$(BIN)/jupyter lab notebooks
+	$(BIN)/jupyter lab notebooks $(if $(filter 0,$(shell id -u)),--allow-root)
 
 # A scratch run folder of its own, so the committed outputs always come from a fresh training run.
 notebooks: $(SETUP)

@@ -37,8 +37,8 @@ def get(url: str, token: str, method: str = "GET", body: dict | None = None):
 def lab(tmp_path):
     """`jupyter lab notebooks` (what `make lab` runs), headless on loopback, with a token of our own."""
     port, token = free_port(), secrets.token_hex(16)
-    command = [sys.executable, "-m", "jupyterlab", "notebooks", "--no-browser", "--ServerApp.ip=127.0.0.1",
-               f"--ServerApp.port={port}", f"--IdentityProvider.token={token}"]
+    command = [sys.executable, "-m", "jupyterlab", "notebooks", *(["--allow-root"] if os.geteuid() == 0 else []),
+               "--no-browser", "--ServerApp.ip=127.0.0.1", f"--ServerApp.port={port}", f"--IdentityProvider.token={token}"]
     env = dict(os.environ, JUPYTER_RUNTIME_DIR=str(tmp_path / "runtime"), JUPYTER_CONFIG_DIR=str(tmp_path / "config"))
     log = open(tmp_path / "lab.log", "w")
     server = subprocess.Popen(command, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
