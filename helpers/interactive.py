@@ -7,6 +7,7 @@ answers are also printed there; without ipywidgets or a kernel, printing is all 
 
 from __future__ import annotations
 
+import io
 import os
 from typing import Any
 
@@ -34,6 +35,15 @@ def describe(results: dict[str, list[dict[str, Any]]]) -> str:
     return "\n".join(
         f"{name}: " + ", ".join(f"{r['token_str']} {r['score']:.3f}" for r in rows) for name, rows in results.items()
     )
+
+
+def png(fig):
+    """A figure as a PNG image for a widget's output: rendered here, so any frontend shows it."""
+    from IPython.display import Image
+
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png", dpi=100, bbox_inches="tight")
+    return Image(buffer.getvalue())
 
 
 def widgets_available() -> bool:
@@ -67,7 +77,7 @@ def fill_mask_box(models: dict[str, Any], tokenizer, text: str, top_k: int = 3):
         except ValueError as err:  # no mask, an empty text, ...: say so in the box, not as a traceback
             output.append_stdout(f"{err}\n")
             return
-        output.append_display_data(plots.top_k(results, text_box.value))
+        output.append_display_data(png(plots.top_k(results, text_box.value)))
 
     text_box.observe(redraw, names="value")
     slider.observe(redraw, names="value")

@@ -31,7 +31,7 @@ def test_the_rendered_infer_notebook_shows_its_plots(tmp_path):
     subprocess.run([sys.executable, "-m", "jupyter", "nbconvert", "--to", "html", "--output-dir", str(out),
                     str(ROOT / "notebooks" / "06_infer.ipynb")], check=True, capture_output=True, timeout=120)
     page = out / "06_infer.html"
-    assert page.read_text().count("data:image/png;base64") >= 2  # the top-k bars, and the box's own bars
+    assert "data:image/png;base64" in page.read_text()  # the top-k bars, embedded in the page
 
     shot = out / "06_infer.png"
     shot.unlink(missing_ok=True)

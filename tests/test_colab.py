@@ -25,7 +25,7 @@ def test_the_colab_cell_installs_the_helpers_from_a_clean_clone(tmp_path):
     subprocess.run(["git", "clone", "-q", str(ROOT), str(clone)], check=True, timeout=120)
     line = install_line(ROOT / "notebooks" / "01_load.ipynb")
     assert f"git+{colab.REPOSITORY}" in line
-    command = shlex.split(line[1:].replace(f"git+{colab.REPOSITORY}", f"git+file://{clone}"))  # "!" is IPython's
+    command = shlex.split(line[1:].replace(f"git+{colab.REPOSITORY}", f"git+file://localhost{clone}"))  # "!" is IPython's
 
     subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True, timeout=120)
     python = str(venv / "bin" / "python")
