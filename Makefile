@@ -1,5 +1,5 @@
 # make run-all   the six notebooks, in order, with papermill (PROFILE=guide, PARAMS="-p learning_rate 1e-4")
-# make test      unit tests, then nbval on the committed notebooks
+# make test      unit tests, then nbval on the committed notebooks (make test-browser: the Chromium tier)
 # make bench     the course's fast paths against the standard ones, side by side (runs/bench.json)
 # make lab       JupyterLab on the notebooks
 # make notebooks re-execute the committed notebooks in place (the outputs you see on GitHub)
@@ -12,7 +12,7 @@ PROFILE ?=
 PARAMS  ?=
 QUIET   := COURSE_UNATTENDED=1 TQDM_DISABLE=1 HF_DATASETS_DISABLE_PROGRESS_BARS=1 HF_HUB_DISABLE_PROGRESS_BARS=1
 
-.PHONY: setup run-all test unit nbval bench lab notebooks clean
+.PHONY: setup run-all test unit nbval test-browser bench lab notebooks clean
 
 setup: $(SETUP)
 
@@ -29,7 +29,7 @@ run-all: $(SETUP)
 test: unit nbval
 
 unit: $(SETUP)
-	$(QUIET) $(BIN)/python -m pytest -q tests
+	$(QUIET) $(BIN)/python -m pytest -q -m "not browser" tests
 
 # nbval re-executes the committed notebooks into a scratch run folder and compares their outputs,
 # floats and timings masked (tests/nbval_sanitize.cfg); checks that matter are boolean cells.
@@ -37,6 +37,12 @@ nbval: $(SETUP)
 	rm -rf runs/.nbval
 	$(QUIET) COURSE_RUNS_DIR=$(CURDIR)/runs/.nbval $(BIN)/python -m pytest -q -p no:cacheprovider --nbval --nbval-current-env \
 		--nbval-sanitize-with tests/nbval_sanitize.cfg notebooks
+
+# The browser tier: headless Chromium renders notebook 06 (screenshot in runs/browser/). Installs Debian's
+# chromium first where it is missing (root: apt-get).
+test-browser: $(SETUP)
+	command -v chromium >/dev/null || (apt-get update -qq && apt-get install -y -qq chromium)
+	$(QUIET) $(BIN)/python -m pytest -q -m browser tests
 
 bench: $(SETUP)
 	$(QUIET) $(BIN)/python -m helpers.bench $(BENCH_ARGS)

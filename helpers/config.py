@@ -47,6 +47,8 @@ class Settings:
     push_to_hub: bool
     fill_mask_text: str  # "{mask}" stands for the tokenizer's own mask token
     top_k: int
+    streaming: bool  # read the corpus lazily, for corpora larger than memory (python -m helpers.train)
+    max_steps: int | None  # stop after this many steps; a stream has no length, so streaming needs it
 
     @property
     def run_path(self) -> Path:
@@ -77,6 +79,8 @@ _COMMON: dict[str, Any] = dict(
     push_to_hub=False,
     fill_mask_text="The Milky Way is a {mask} galaxy.",
     top_k=3,
+    streaming=False,
+    max_steps=None,
 )
 
 PROFILES: dict[str, dict[str, Any]] = {
@@ -168,6 +172,8 @@ def validate(s: Settings) -> None:
     need(s.num_examples is None or s.num_examples >= 2, f"num_examples={s.num_examples}: need at least 2")
     need("{mask}" in s.fill_mask_text, f"fill_mask_text={s.fill_mask_text!r}: write {{mask}} where the mask goes")
     need(s.source != "hub" or bool(s.dataset_name), 'source="hub" needs dataset_name (a hub id or a local folder)')
+    need(s.max_steps is None or s.max_steps >= 1, f"max_steps={s.max_steps}: must be at least 1, or None for whole epochs")
+    need(not s.streaming or s.max_steps is not None, "streaming=True needs max_steps: a stream has no length to count epochs by")
 
 
 def summary(s: Settings) -> dict[str, Any]:

@@ -6,10 +6,13 @@ same thing: a ``DatasetDict`` with ``train`` and ``test`` and a text column (``s
 
 from __future__ import annotations
 
+import codecs
 import json
+import zlib
 from pathlib import Path
+from typing import Any
 
-from datasets import Dataset, DatasetDict, load_dataset
+from datasets import Dataset, DatasetDict, IterableDataset, load_dataset
 
 from . import assets
 from .config import Settings
@@ -90,6 +93,15 @@ def _hub_advice(settings: Settings, err: Exception) -> str:
 
 def load_text_file(file: Path, text_field: str = "text") -> Dataset:
     """A user's own text: ``.txt`` (one document per line) or ``.jsonl`` (one JSON object per line)."""
+    builder = check_text_file(file)
+    corpus = load_dataset(builder, data_files=str(file), split="train")
+    if builder == "text":
+        corpus = corpus.filter(lambda row: bool(row["text"].strip()))
+    return corpus
+
+
+def check_text_file(file: Path) -> str:
+    """The ``datasets`` builder for a text file, after checking that it exists, has text, and is UTF-8."""
     if not file.is_file():
         raise CorpusError(f"no such file: {file} (source= takes 'wiki-science', 'hub', or a .txt/.jsonl file)")
     builder = TEXT_SUFFIXES.get(file.suffix.lower())
@@ -97,14 +109,60 @@ def load_text_file(file: Path, text_field: str = "text") -> Dataset:
         raise CorpusError(f"{file}: unknown kind of file; use .txt (a document per line) or .jsonl (a JSON object per line)")
     if file.stat().st_size == 0:
         raise CorpusError(f"{file} is empty")
-    try:
-        file.read_bytes().decode("utf-8")
-    except UnicodeDecodeError as err:
-        raise CorpusError(f"{file} is not UTF-8 text (byte {err.start}); convert it, e.g. `iconv -t utf-8`") from err
-    corpus = load_dataset(builder, data_files=str(file), split="train")
-    if builder == "text":
-        corpus = corpus.filter(lambda row: bool(row["text"].strip()))
-    return corpus
+    decoder, read = codecs.getincrementaldecoder("utf-8")(), 0
+    with file.open("rb") as chunks:  # a megabyte at a time: the file may be larger than memory
+        for chunk in iter(lambda: chunks.read(1 << 20), b""):
+            try:
+                decoder.decode(chunk)
+            except UnicodeDecodeError as err:
+                raise CorpusError(f"{file} is not UTF-8 text (byte {read + err.start}); convert it, e.g. `iconv -t utf-8`") from err
+            read += len(chunk)
+    return builder
+
+
+def stream_corpus(settings: Settings) -> IterableDataset:
+    """The corpus read lazily, record by record (``streaming=True``): for corpora larger than memory."""
+    if settings.source == assets.WIKI_SCIENCE:
+        stream = load_wiki_science().to_iterable_dataset()
+    elif settings.source == "hub":
+        kwargs = {"revision": settings.dataset_revision} if settings.dataset_revision else {}
+        try:
+            stream = load_dataset(settings.dataset_name, settings.dataset_config, split=settings.dataset_split,
+                                  streaming=True, **kwargs)
+        except Exception as err:
+            raise CorpusError(_hub_advice(settings, err)) from err
+        stream = stream.map(flatten_record)  # a stream has no flatten(): answers{text} -> answers.text by hand
+    else:
+        file = Path(settings.source)
+        builder = check_text_file(file)
+        stream = load_dataset(builder, data_files=str(file), split="train", streaming=True)
+        if builder == "text":
+            stream = stream.filter(lambda row: bool(row["text"].strip()))
+    return stream.take(settings.num_examples) if settings.num_examples is not None else stream
+
+
+def flatten_record(record: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    """Nested fields as dotted names, as ``Dataset.flatten()`` names them (``answers.text``)."""
+    flat = {}
+    for key, value in record.items():
+        if isinstance(value, dict):
+            flat.update(flatten_record(value, f"{prefix}{key}."))
+        else:
+            flat[f"{prefix}{key}"] = value
+    return flat
+
+
+def held_out(index: int, settings: Settings) -> bool:
+    """Whether record ``index`` of a stream is a test record: a hash of the seed and the index, below test_size."""
+    return zlib.crc32(f"{settings.seed}:{index}".encode()) < settings.test_size * 2**32
+
+
+def stream_split(stream: IterableDataset, settings: Settings) -> dict[str, IterableDataset]:
+    """A seeded train/test split decided record by record, since a stream cannot be shuffled whole."""
+    return {
+        "train": stream.filter(lambda _, i: not held_out(i, settings), with_indices=True),
+        "test": stream.filter(lambda _, i: held_out(i, settings), with_indices=True),
+    }
 
 
 def split_corpus(corpus: Dataset, settings: Settings) -> DatasetDict:

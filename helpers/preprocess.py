@@ -5,7 +5,7 @@ from __future__ import annotations
 import gc
 import os
 
-from datasets import DatasetDict
+from datasets import DatasetDict, IterableDataset
 
 from .config import Settings, SettingsError
 
@@ -100,6 +100,18 @@ def build_blocks(splits: DatasetDict, tokenizer, settings: Settings, model_confi
     """Check the block size, tokenize, group: notebook 02 in one call."""
     check_block_size(settings.block_size, tokenizer, model_config)
     return group_splits(tokenize_splits(splits, tokenizer, settings), settings)
+
+
+def stream_blocks(stream: IterableDataset, tokenizer, settings: Settings) -> IterableDataset:
+    """Tokenize and group a stream lazily, one ``datasets.map`` batch at a time (the same blocks as in memory)."""
+    first = next(iter(stream), None)
+    if first is None:
+        raise BlocksError("the corpus stream holds no records")
+    if settings.text_field not in first:
+        raise BlocksError(f"the corpus has no column {settings.text_field!r}; its columns are {list(first)}: set text_field")
+    tokens = stream.map(tokenize, batched=True, remove_columns=list(first),
+                        fn_kwargs={"tokenizer": tokenizer, "text_field": settings.text_field})
+    return tokens.map(group_texts, batched=True, fn_kwargs={"block_size": settings.block_size})
 
 
 def counts(splits: DatasetDict, blocks: DatasetDict, block_size: int) -> dict[str, dict[str, int]]:

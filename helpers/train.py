@@ -21,8 +21,10 @@ from typing import Any
 import torch
 from transformers import PrinterCallback, Trainer, TrainingArguments
 
-from . import assets, masked_head, runs
-from .collate import TrainEvalCollator, make_collator
+from datasets import Dataset, IterableDataset
+
+from . import assets, data, masked_head, preprocess, runs
+from .collate import TrainEvalCollator, make_collator, make_eval_masks
 from .config import PARAMETERS, Settings, SettingsError, make_settings, parse_value
 
 
@@ -56,13 +58,15 @@ def training_arguments(settings: Settings, **changes: Any) -> TrainingArguments:
     """
     arguments = dict(
         output_dir=str(runs.path(settings, "checkpoints")),
-        eval_strategy="epoch",
+        eval_strategy="steps" if settings.streaming else "epoch",  # a stream has no epochs
+        eval_steps=0.25,  # with streaming: at each quarter of max_steps
         eval_on_start=True,  # the base model's loss is the curve's first point
         save_strategy="steps",
         save_steps=0.1,  # a checkpoint every tenth of training: an interrupted run resumes near where it stopped
         save_total_limit=2,
         learning_rate=settings.learning_rate,
         num_train_epochs=settings.num_train_epochs,
+        max_steps=settings.max_steps or -1,  # -1: whole epochs
         weight_decay=settings.weight_decay,
         per_device_train_batch_size=settings.batch_size,
         per_device_eval_batch_size=settings.eval_batch_size,
@@ -123,7 +127,7 @@ def make_trainer(settings: Settings, model, tokenizer, train_blocks, eval_masks,
 TRAINING_FIELDS = (
     "model", "source", "dataset_name", "dataset_config", "dataset_revision", "dataset_split", "text_field",
     "num_examples", "test_size", "seed", "block_size", "mlm_probability", "learning_rate", "num_train_epochs",
-    "batch_size", "weight_decay", "masked_head",
+    "batch_size", "weight_decay", "masked_head", "streaming", "max_steps",
 )
 
 
@@ -246,13 +250,34 @@ def push(trainer: Trainer, settings: Settings) -> bool:
     return True
 
 
+STREAM_EVAL_BLOCKS = 256  # streaming: the fixed evaluation masks come from at most this many held-out blocks
+
+
+def streamed_data(settings: Settings, tokenizer) -> tuple[IterableDataset, Dataset]:
+    """Training blocks read lazily from the corpus, and evaluation masks from its first held-out blocks."""
+    splits = data.stream_split(data.stream_corpus(settings), settings)
+    train_blocks = preprocess.stream_blocks(splits["train"], tokenizer, settings)
+    test_blocks = Dataset.from_list(list(preprocess.stream_blocks(splits["test"], tokenizer, settings).take(STREAM_EVAL_BLOCKS)))
+    if len(test_blocks) == 0:
+        raise preprocess.BlocksError(f"the held-out records yield no block of {settings.block_size} tokens: "
+                                     f"use a smaller block_size, a larger test_size or more text")
+    # shuffled through a buffer, as a stream allows; the seed makes the order repeatable
+    return train_blocks.shuffle(seed=settings.seed, buffer_size=10_000), make_eval_masks(test_blocks, tokenizer, settings)
+
+
 def run(settings: Settings) -> TrainResult:
-    """Notebook 04 as one call: load, train, save, push if asked (the first process only)."""
+    """Notebook 04 as one call: load, train, save, push if asked (the first process only).
+
+    With ``streaming`` the blocks come straight from the corpus, never all in memory, not from notebooks 01-03.
+    """
     tokenizer = assets.load_tokenizer(settings.model)
     model = assets.load_model(settings.model)
-    blocks = runs.load_dataset(settings, "blocks")
-    eval_masks = runs.load_dataset(settings, "eval_masks")
-    trainer = make_trainer(settings, model, tokenizer, blocks["train"], eval_masks)
+    if settings.streaming:
+        train_blocks, eval_masks = streamed_data(settings, tokenizer)
+    else:
+        train_blocks = runs.load_dataset(settings, "blocks")["train"]
+        eval_masks = runs.load_dataset(settings, "eval_masks")
+    trainer = make_trainer(settings, model, tokenizer, train_blocks, eval_masks)
     result = fit(trainer, settings)
     if trainer.is_world_process_zero():
         push(trainer, settings)
@@ -270,7 +295,8 @@ def main(argv: list[str] | None = None) -> None:
     try:
         settings = make_settings(args["profile"], **overrides)
         result = run(settings)
-    except (SettingsError, assets.AssetError, runs.MissingArtifactError, runs.DamagedArtifactError) as err:
+    except (SettingsError, assets.AssetError, runs.MissingArtifactError, runs.DamagedArtifactError,
+            data.CorpusError, preprocess.BlocksError) as err:
         sys.exit(f"error: {err}")  # the message says what to fix; a traceback would bury it
     rank, world = int(os.environ.get("RANK", 0)), int(os.environ.get("WORLD_SIZE", 1))
     print(f"process {rank} of {world}: {result.steps} steps in {result.seconds:.1f} s; model in {runs.path(settings, 'model')}")

@@ -1,7 +1,8 @@
-"""Past one machine: notebook 04's training as a command that torchrun runs data-parallel."""
+"""Past one machine: training data-parallel under torchrun, and corpora streamed rather than held in memory."""
 
 import math
 import os
+import random
 import subprocess
 import sys
 from pathlib import Path
@@ -9,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from conftest import prepare_run
-from helpers import assets, runs
+from helpers import assets, config, data, preprocess, runs, train
 
 ROOT = Path(__file__).resolve().parents[1]
 TORCHRUN = str(Path(sys.executable).parent / "torchrun")
@@ -33,3 +34,50 @@ def test_torchrun_trains_on_two_cpu_processes_and_saves_one_model(tmp_path, toke
     assert log["steps"] == steps and len(log["history"]["eval"]) == 3  # before training, after each epoch
     assert assets.load_model(str(runs.path(s, "model")))
     assert sorted(p.name for p in s.run_path.iterdir() if p.name.startswith(".")) == []  # no half-written temporaries
+
+
+def big_text_file(tmp_path, n_lines: int = 2500) -> Path:
+    """Generated science sentences, one per line: several ``datasets.map`` batches, hundreds of blocks."""
+    from conftest import SENTENCES
+
+    rng = random.Random(0)
+    lines = [f"{rng.choice(SENTENCES)} Note {i} adds {rng.randrange(10**6)} to the count." for i in range(n_lines)]
+    path = tmp_path / "big.txt"
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return path
+
+
+def test_a_stream_gives_the_blocks_the_in_memory_path_gives(tmp_path, tokenizer):
+    s = config.make_settings("tiny", source=str(big_text_file(tmp_path)), run_dir=str(tmp_path / "run"), block_size=64)
+    streamed = [block["input_ids"] for block in preprocess.stream_blocks(data.stream_corpus(s), tokenizer, s)]
+    ids = tokenizer(list(data.load_corpus(s)["text"]), verbose=False)["input_ids"]
+    expected = []
+    for start in range(0, len(ids), 1000):  # datasets.map's batches: each drops its own remainder
+        expected += preprocess.group_texts({"input_ids": ids[start : start + 1000]}, 64)["input_ids"]
+    assert len(ids) > 2000 and len(streamed) > 4 * s.batch_size
+    assert streamed == expected
+
+
+def test_the_stream_split_is_seeded_and_near_test_size(tmp_path):
+    s = config.make_settings("tiny", run_dir=str(tmp_path))
+    held = [i for i in range(10_000) if data.held_out(i, s)]
+    assert abs(len(held) / 10_000 - s.test_size) < 0.02
+    assert held == [i for i in range(10_000) if data.held_out(i, s)]
+    assert held != [i for i in range(10_000) if data.held_out(i, config.make_settings("tiny", run_dir=str(tmp_path), seed=7))]
+
+
+def test_a_stream_needs_max_steps():
+    with pytest.raises(config.SettingsError, match="streaming=True needs max_steps"):
+        config.make_settings("tiny", streaming=True)
+
+
+@pytest.mark.slow
+def test_training_from_a_stream_runs_max_steps_and_saves_the_model(tmp_path):
+    s = config.make_settings("tiny", source=str(big_text_file(tmp_path)), run_dir=str(tmp_path / "run"),
+                             streaming=True, max_steps=8, batch_size=8, block_size=64)
+    result = train.run(s)
+    assert result.steps == 8
+    assert [e["step"] for e in result.history["eval"]] == [0, 2, 4, 6, 8]  # before training, each quarter
+    assert result.history["eval"][-1]["loss"] < result.history["eval"][0]["loss"]
+    assert assets.load_model(str(runs.path(s, "model")))
+    assert not runs.path(s, "blocks").exists()  # nothing of notebooks 01-03 was needed or written
