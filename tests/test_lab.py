@@ -40,6 +40,7 @@ def lab(tmp_path):
     command = [sys.executable, "-m", "jupyterlab", "notebooks", *(["--allow-root"] if os.geteuid() == 0 else []),
                "--no-browser", "--ServerApp.ip=127.0.0.1", f"--ServerApp.port={port}", f"--IdentityProvider.token={token}"]
     env = dict(os.environ, JUPYTER_RUNTIME_DIR=str(tmp_path / "runtime"), JUPYTER_CONFIG_DIR=str(tmp_path / "config"))
+    env.pop("COURSE_UNATTENDED", None)  # `make lab` is watched: make test's unattended flag does not apply
     log = open(tmp_path / "lab.log", "w")
     server = subprocess.Popen(command, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
     base = f"http://127.0.0.1:{port}"
@@ -58,8 +59,9 @@ def lab(tmp_path):
     log.close()
 
 
-async def execute(url: str, code: str) -> tuple[str, str]:
-    """Run ``code`` in a kernel over its websocket, as the browser does; (status, what it printed)."""
+async def execute(url: str, code: str) -> tuple[str, str, set[str]]:
+    """Run ``code`` in a kernel over its websocket, as the browser does: (status, what it printed, the
+    media types of what it displayed)."""
     from tornado.websocket import websocket_connect
 
     socket_ = await websocket_connect(url)
@@ -69,7 +71,7 @@ async def execute(url: str, code: str) -> tuple[str, str]:
     content = {"code": code, "silent": False, "store_history": False, "user_expressions": {}, "allow_stdin": False}
     await socket_.write_message(json.dumps({"header": header, "parent_header": {}, "metadata": {}, "content": content,
                                             "channel": "shell", "buffers": []}))
-    printed = []
+    printed, shown, status, idle = [], set(), None, False
     try:
         while True:
             message = json.loads(await asyncio.wait_for(socket_.read_message(), timeout=120))
@@ -77,8 +79,14 @@ async def execute(url: str, code: str) -> tuple[str, str]:
                 continue
             if message["msg_type"] == "stream":
                 printed.append(message["content"]["text"])
+            if message["msg_type"] in {"execute_result", "display_data"}:
+                shown |= set(message["content"]["data"])
             if message["msg_type"] == "execute_reply":
-                return message["content"]["status"], "".join(printed)
+                status = message["content"]["status"]
+            if message["msg_type"] == "status" and message["content"]["execution_state"] == "idle":
+                idle = True  # on iopub, after all the outputs; the reply (shell) may come before or after it
+            if status and idle:
+                return status, "".join(printed), shown
     finally:
         socket_.close()
 
@@ -96,7 +104,12 @@ def test_jupyterlab_serves_the_notebooks_and_a_kernel_runs_the_helpers(lab):
     try:
         url = f"ws://127.0.0.1:{base.rsplit(':', 1)[1]}/api/kernels/{kernel['id']}/channels?token={token}"
         code = "from helpers import assets, infer\ntok = assets.load_tokenizer('splade-tiny')\nprint(infer.with_mask('a {mask} b', tok))"
-        status, printed = asyncio.run(execute(url, code))
+        status, printed, _ = asyncio.run(execute(url, code))
         assert (status, printed.strip()) == ("ok", "a [MASK] b")
+        # notebook 06's last cell: in a live kernel the fill-mask box comes back as a widget, not as text
+        code = ("from helpers import interactive\nmodel = assets.load_model('splade-tiny')\n"
+                "interactive.fill_mask_box({'base': model}, tok, 'The Milky Way is a [MASK] galaxy.', 3)")
+        status, printed, shown = asyncio.run(execute(url, code))
+        assert status == "ok" and "application/vnd.jupyter.widget-view+json" in shown and printed == ""
     finally:
         get(f"{base}/api/kernels/{kernel['id']}", token, method="DELETE")
