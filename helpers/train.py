@@ -1,8 +1,11 @@
 """04 train: fine-tune a masked LM with ``Trainer``, evaluating on the fixed masks each epoch.
 
-Also a command, so the same training runs outside a notebook (settings as ``--name value``)::
+Also a command, so the same training runs outside a notebook (settings as ``--name value``), under
+``torchrun`` for data parallelism, and from a stream for text larger than memory::
 
     python -m helpers.train --profile tiny --learning_rate 1e-3
+    torchrun --nproc_per_node 2 -m helpers.train --profile tiny
+    python -m helpers.train --source big.txt --streaming true --max_steps 5000
 """
 
 from __future__ import annotations
@@ -19,9 +22,8 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from transformers import PrinterCallback, Trainer, TrainingArguments
-
 from datasets import Dataset, IterableDataset
+from transformers import PrinterCallback, Trainer, TrainingArguments
 
 from . import assets, data, masked_head, preprocess, runs
 from .collate import TrainEvalCollator, make_collator, make_eval_masks
