@@ -111,7 +111,7 @@ def step_losses(model, batch: dict[str, torch.Tensor]) -> tuple[float, float]:
         return float(model(**batch).loss), float(masked_head.loss(model, batch))
 
 
-def train_step_row(name: str, what: str, model, batch: dict[str, torch.Tensor], repeat: int = 3) -> Row:
+def train_step_row(name: str, what: str, model, batch: dict[str, torch.Tensor], repeat: int = 5) -> Row:
     """Forward and backward through the standard forward against the head only at the masks."""
     standard_loss, course_loss = step_losses(model, batch)
     model.train()

@@ -36,6 +36,16 @@ def test_each_notebook_has_a_parameters_cell_naming_every_setting(path):
 
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
+def test_papermill_reads_every_parameter_and_its_help(path):
+    import nbformat
+    from papermill.translators import PythonTranslator
+
+    notebook = nbformat.read(path, as_version=4)
+    cell = next(c for c in notebook.cells if "parameters" in c.metadata.get("tags", []))
+    assert [p.name for p in PythonTranslator.inspect(cell)] == ["profile", *[p for p in config.PARAMETERS if p != "profile"]]
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
 def test_each_notebook_opens_in_colab_and_installs_only_there(path):
     first, install = cells(path)[:2]
     assert colab.badge(path.stem) in "".join(first["source"])
