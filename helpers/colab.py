@@ -11,10 +11,10 @@ import re
 import nbformat
 
 from .config import project_root
+from .run_all import NOTEBOOKS
 
 REPOSITORY = "https://github.com/mlm-course/masked-lm-course"
 BRANCH = "main"
-NOTEBOOKS = ("01_load", "02_preprocess", "03_collate", "04_train", "05_evaluate", "06_infer")
 
 BADGE = re.compile(r"\[!\[Open In Colab\]\([^)]*\)\]\([^)]*\)")
 INSTALL = re.compile(r'!pip install -q "mlm-course @ git\+[^"]*"')

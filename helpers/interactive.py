@@ -59,9 +59,10 @@ def widgets_available() -> bool:
 
 def fill_mask_box(models: dict[str, Any], tokenizer, text: str, top_k: int = 3):
     """The interactive box (returned, so the cell shows it), or the answers printed where it cannot show."""
-    if unattended() or not widgets_available():
+    can_show = widgets_available()
+    if unattended() or not can_show:
         print(describe(answers(text, models, tokenizer, top_k)))
-    if not widgets_available():
+    if not can_show:
         return None
     import ipywidgets as widgets
 
