@@ -64,13 +64,17 @@ def load_hub(settings: Settings) -> Dataset:
     split = settings.dataset_split
     if settings.num_examples is not None:
         split = f"{split}[:{settings.num_examples}]"
+    # ELI5 nests the answers: flatten() turns answers{text, score, ...} into answers.text, answers.score, ...
+    return hub_dataset(settings, split).flatten()
+
+
+def hub_dataset(settings: Settings, split: str, streaming: bool = False):
+    """One ``load_dataset`` call for the Hub or a local folder; a failure says what was tried and what to do."""
     kwargs = {"revision": settings.dataset_revision} if settings.dataset_revision else {}
     try:
-        corpus = load_dataset(settings.dataset_name, settings.dataset_config, split=split, **kwargs)
+        return load_dataset(settings.dataset_name, settings.dataset_config, split=split, streaming=streaming, **kwargs)
     except Exception as err:  # datasets raises many types here: connection, offline mode, scripts, not found
         raise CorpusError(_hub_advice(settings, err)) from err
-    # ELI5 nests the answers: flatten() turns answers{text, score, ...} into answers.text, answers.score, ...
-    return corpus.flatten()
 
 
 def _hub_advice(settings: Settings, err: Exception) -> str:
@@ -91,10 +95,10 @@ def _hub_advice(settings: Settings, err: Exception) -> str:
     )
 
 
-def load_text_file(file: Path, text_field: str = "text") -> Dataset:
+def load_text_file(file: Path, text_field: str = "text", streaming: bool = False):
     """A user's own text: ``.txt`` (one document per line) or ``.jsonl`` (one JSON object per line)."""
     builder = check_text_file(file)
-    corpus = load_dataset(builder, data_files=str(file), split="train")
+    corpus = load_dataset(builder, data_files=str(file), split="train", streaming=streaming)
     if builder == "text":
         corpus = corpus.filter(lambda row: bool(row["text"].strip()))
     return corpus
@@ -125,19 +129,10 @@ def stream_corpus(settings: Settings) -> IterableDataset:
     if settings.source == assets.WIKI_SCIENCE:
         stream = load_wiki_science().to_iterable_dataset()
     elif settings.source == "hub":
-        kwargs = {"revision": settings.dataset_revision} if settings.dataset_revision else {}
-        try:
-            stream = load_dataset(settings.dataset_name, settings.dataset_config, split=settings.dataset_split,
-                                  streaming=True, **kwargs)
-        except Exception as err:
-            raise CorpusError(_hub_advice(settings, err)) from err
-        stream = stream.map(flatten_record)  # a stream has no flatten(): answers{text} -> answers.text by hand
+        # a stream has no flatten(): answers{text} -> answers.text by hand
+        stream = hub_dataset(settings, settings.dataset_split, streaming=True).map(flatten_record)
     else:
-        file = Path(settings.source)
-        builder = check_text_file(file)
-        stream = load_dataset(builder, data_files=str(file), split="train", streaming=True)
-        if builder == "text":
-            stream = stream.filter(lambda row: bool(row["text"].strip()))
+        stream = load_text_file(Path(settings.source), streaming=True)
     return stream.take(settings.num_examples) if settings.num_examples is not None else stream
 
 
