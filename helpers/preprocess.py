@@ -52,9 +52,14 @@ def check_block_size(block_size: int, tokenizer, model_config=None) -> None:
         raise SettingsError(f"block_size={block_size} is larger than the model allows ({limit} tokens): use block_size <= {limit}")
 
 
+def as_text(value: str | list[str]) -> str:
+    """One record's text as the tokenizer reads it: a list of texts (ELI5's ``answers.text``) joined with " "."""
+    return " ".join(value) if isinstance(value, list) else value
+
+
 def tokenize(examples: dict[str, list], tokenizer, text_field: str) -> dict[str, list[list[int]]]:
     """Tokenize one batch; a record holding a list of texts (ELI5's answers) is joined with " " first."""
-    texts = [" ".join(t) if isinstance(t, list) else t for t in examples[text_field]]
+    texts = [as_text(t) for t in examples[text_field]]
     # No truncation: the blocks come later. verbose=False silences the "longer than the maximum" warning.
     return tokenizer(texts, verbose=False)
 

@@ -235,21 +235,33 @@ def loss_history(log_history: list[dict[str, Any]]) -> dict[str, list[dict[str, 
     return {"train": train, "eval": evals}
 
 
-def push(trainer: Trainer, settings: Settings) -> bool:
-    """``push_to_hub`` when asked; without a login or a network, say so and keep the local save."""
+def push(settings: Settings, api=None) -> str | None:
+    """Upload the saved model folder (weights, config, tokenizer) to ``settings.hub_repository``; its URL.
+
+    Not ``Trainer.push_to_hub``: with no ``hub_model_id`` that names the repository after ``output_dir``
+    (``checkpoints``) and uploads the checkpoints folder. Without a login or a network, say so and keep
+    the local save. ``api`` stands in for ``huggingface_hub.HfApi`` in tests.
+    """
     if not settings.push_to_hub:
         print("push_to_hub is off: the model stays in the run folder (set push_to_hub=True to share it)")
-        return False
+        return None
+    folder = runs.require(settings, "model")
     try:
-        trainer.push_to_hub()
+        if api is None:
+            from huggingface_hub import HfApi
+
+            api = HfApi()
+        url = api.create_repo(settings.hub_repository, repo_type="model", exist_ok=True)
+        api.upload_folder(repo_id=url.repo_id, folder_path=str(folder), repo_type="model",
+                          commit_message=f"Masked LM fine-tuned with the course ({settings.profile} profile)")
     except Exception as err:  # no login, no network, HF_HUB_OFFLINE: all end the same way
         print(
-            f"push_to_hub failed ({type(err).__name__}: {err}). The model is saved locally in "
-            f"{runs.path(settings, 'model')}; log in with `hf auth login` where there is a network and push again."
+            f"push_to_hub failed ({type(err).__name__}: {err}). The model is saved locally in {folder}; "
+            f"log in with `hf auth login` where there is a network and push again (train.push(settings))."
         )
-        return False
-    print(f"pushed to the Hub as {trainer.args.hub_model_id or trainer.args.output_dir}")
-    return True
+        return None
+    print(f"pushed {folder} to {url}")
+    return str(url)
 
 
 STREAM_EVAL_BLOCKS = 256  # streaming: the fixed evaluation masks come from at most this many held-out blocks
@@ -282,7 +294,7 @@ def run(settings: Settings) -> TrainResult:
     trainer = make_trainer(settings, model, tokenizer, train_blocks, eval_masks)
     result = fit(trainer, settings)
     if trainer.is_world_process_zero():
-        push(trainer, settings)
+        push(settings)
     return result
 
 

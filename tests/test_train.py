@@ -1,6 +1,7 @@
 """Notebooks 02 to 05 in miniature: a few training steps on a small corpus, end to end."""
 
 import json
+from pathlib import Path
 
 import pytest
 from datasets import Dataset, DatasetDict
@@ -56,8 +57,48 @@ def test_training_without_blocks_names_notebook_02(settings):
 
 
 def test_push_is_off_by_default_and_says_so(capsys, settings):
-    assert train.push(trainer=None, settings=settings) is False
+    assert train.push(settings) is None
     assert "push_to_hub is off" in capsys.readouterr().out
+
+
+class HubStandIn:
+    """The two calls of ``huggingface_hub.HfApi`` that ``push`` makes, answered as the Hub answers, offline."""
+
+    def __init__(self, user: str = "learner"):
+        self.user, self.repos, self.files = user, [], {}
+
+    def create_repo(self, repo_id, repo_type="model", exist_ok=False):
+        from huggingface_hub import RepoUrl
+
+        full = repo_id if "/" in repo_id else f"{self.user}/{repo_id}"  # the Hub puts a bare name under your account
+        self.repos.append((full, repo_type, exist_ok))
+        return RepoUrl(f"https://huggingface.co/{full}")
+
+    def upload_folder(self, repo_id, folder_path, repo_type="model", commit_message=None):
+        folder = Path(folder_path)
+        self.files[repo_id] = sorted(str(p.relative_to(folder)) for p in folder.rglob("*") if p.is_file())
+
+
+@pytest.mark.parametrize("hub_model_id, repo_id", [(None, "learner/splade-tiny-wiki-science-mlm"),
+                                                   ("my-org/wiki-mlm", "my-org/wiki-mlm")])
+def test_push_uploads_the_saved_model_and_tokenizer_to_the_named_repository(tmp_path, model, tokenizer, capsys,
+                                                                            hub_model_id, repo_id):
+    s = config.make_settings("tiny", run_dir=str(tmp_path / "run"), push_to_hub=True, hub_model_id=hub_model_id)
+    model.save_pretrained(str(runs.path(s, "model")))
+    tokenizer.save_pretrained(str(runs.path(s, "model")))
+    (s.run_path / "checkpoints" / "checkpoint-1").mkdir(parents=True)  # never pushed
+    hub = HubStandIn()
+    assert train.push(s, api=hub) == f"https://huggingface.co/{repo_id}"
+    assert hub.repos == [(repo_id, "model", True)]
+    assert {"config.json", "model.safetensors", "tokenizer.json", "tokenizer_config.json"} <= set(hub.files[repo_id])
+    assert not [f for f in hub.files[repo_id] if "checkpoint" in f]
+    assert f"to https://huggingface.co/{repo_id}" in capsys.readouterr().out
+
+
+def test_the_default_repository_is_named_after_the_model_and_the_data(tmp_path):
+    assert config.make_settings("guide", run_dir=str(tmp_path)).hub_repository == "distilroberta-base-eli5_category-mlm"
+    local = config.make_settings("guide", run_dir=str(tmp_path), model="/x/my-roberta/", dataset_name="/data/eli5-copy")
+    assert local.hub_repository == "my-roberta-eli5-copy-mlm"
 
 
 def test_mixed_precision_only_on_a_gpu():
