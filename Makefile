@@ -1,5 +1,6 @@
 # make run-all   the six notebooks, in order, with papermill (PROFILE=guide, PARAMS="-p learning_rate 1e-4")
 # make test      unit tests, then nbval on the committed notebooks (make test-browser: the Chromium tier)
+# make rehearse  the guide profile's six notebooks offline, on a DistilRoBERTa-shaped model and ELI5-shaped data
 # make bench     the course's fast paths against the standard ones, side by side (runs/bench.json)
 # make lab       JupyterLab on the notebooks
 # make notebooks re-execute the committed notebooks in place (the outputs you see on GitHub)
@@ -12,7 +13,7 @@ PROFILE ?=
 PARAMS  ?=
 QUIET   := COURSE_UNATTENDED=1 TQDM_DISABLE=1 HF_DATASETS_DISABLE_PROGRESS_BARS=1 HF_HUB_DISABLE_PROGRESS_BARS=1
 
-.PHONY: setup run-all test unit nbval test-browser bench lab notebooks clean
+.PHONY: setup run-all test unit nbval test-browser rehearse bench lab notebooks clean
 
 setup: $(SETUP)
 
@@ -43,6 +44,11 @@ nbval: $(SETUP)
 test-browser: $(SETUP)
 	command -v chromium >/dev/null || (apt-get update -qq && apt-get install -y -qq chromium)
 	$(QUIET) $(BIN)/python -m pytest -q -m browser tests
+
+# Stand-ins built in seconds from the installed text (helpers/rehearse.py), then run-all with PROFILE=guide on them.
+rehearse: $(SETUP)
+	rm -rf runs/rehearse
+	$(QUIET) $(BIN)/python -m helpers.rehearse
 
 bench: $(SETUP)
 	$(QUIET) $(BIN)/python -m helpers.bench $(BENCH_ARGS)

@@ -54,6 +54,16 @@ def run_all(parameters: dict[str, Any], output_dir: Path | None = None) -> Setti
     return settings
 
 
+def source_name(settings: Settings) -> str:
+    """The text the run really read: the installed corpus, a file, or the dataset (and revision) behind "hub"."""
+    if settings.source != "hub":
+        return settings.source
+    if Path(settings.dataset_name).is_dir():
+        return f"the local folder {settings.dataset_name}"
+    revision = f" at {settings.dataset_revision}" if settings.dataset_revision else ""
+    return f"{settings.dataset_name}{revision} from the Hub"
+
+
 def headline(settings: Settings, output_dir: Path) -> str:
     """The figures a reader wants after a run, read back from ``metrics.json``."""
     m = runs.read_metrics(settings)
@@ -61,7 +71,7 @@ def headline(settings: Settings, output_dir: Path) -> str:
     fills = ", ".join(f"{r['token_str']} {r['score']:.3f}" for r in m["fill_mask"])
     return "\n".join(
         [
-            f"profile {settings.profile}: {settings.model} on {settings.source}",
+            f"profile {settings.profile}: {settings.model} on {source_name(settings)}",
             f"perplexity on the fixed evaluation masks: {before:.1f} before, {after:.1f} after fine-tuning "
             f"({before / after:.1f}x lower)",
             f"fill-mask, fine-tuned, {m['fill_mask_text']!r}: {fills}",
