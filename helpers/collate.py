@@ -13,9 +13,9 @@ from typing import Any
 import pandas as pd
 import torch
 from datasets import Dataset
-from tqdm.auto import tqdm
 from transformers import DataCollatorForLanguageModeling, default_data_collator
 
+from . import progress
 from .config import Settings
 
 IGNORE = -100  # the label PyTorch's cross-entropy skips
@@ -49,7 +49,7 @@ def make_eval_masks(test_blocks: Dataset, tokenizer, settings: Settings, batch_s
     """The test blocks masked once with the seed: every evaluation then scores the same positions."""
     masker = make_collator(tokenizer, settings, seed=settings.seed)
     columns: dict[str, list] = {}
-    for start in tqdm(range(0, len(test_blocks), batch_size), desc="Masking the test blocks", leave=False):
+    for start in progress.bar(range(0, len(test_blocks), batch_size), desc="Masking the test blocks"):
         rows = [test_blocks[i] for i in range(start, min(start + batch_size, len(test_blocks)))]
         batch = masker(rows)
         for key, value in batch.items():

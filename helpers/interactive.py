@@ -7,6 +7,8 @@ answers are also printed there; without ipywidgets or a kernel, printing is all 
 
 from __future__ import annotations
 
+import base64
+import html
 import io
 import os
 from typing import Any
@@ -37,13 +39,28 @@ def describe(results: dict[str, list[dict[str, Any]]]) -> str:
     )
 
 
+def png_bytes(fig) -> bytes:
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png", dpi=100, bbox_inches="tight")
+    return buffer.getvalue()
+
+
 def png(fig):
     """A figure as a PNG image for a widget's output: rendered here, so any frontend shows it."""
     from IPython.display import Image
 
-    buffer = io.BytesIO()
-    fig.savefig(buffer, format="png", dpi=100, bbox_inches="tight")
-    return Image(buffer.getvalue())
+    return Image(png_bytes(fig))
+
+
+def static_view(results: dict[str, list[dict[str, Any]]], text: str, hint: str) -> dict[str, str]:
+    """What a page without a kernel shows instead of the box (GitHub, nbconvert): the bars and the answers."""
+    image = base64.b64encode(png_bytes(plots.top_k(results, text))).decode()
+    answers_html = html.escape(describe(results))
+    return {
+        "text/plain": f"fill-mask box for {text!r} (live in JupyterLab or Colab)\n{describe(results)}",
+        "text/html": (f"<p>{html.escape(hint)} The box answers live in JupyterLab or Colab; "
+                      f"this is its first answer.</p><img src='data:image/png;base64,{image}'/><pre>{answers_html}</pre>"),
+    }
 
 
 def widgets_available() -> bool:
@@ -66,6 +83,7 @@ def fill_mask_box(models: dict[str, Any], tokenizer, text: str, top_k: int = 3):
         return None
     import ipywidgets as widgets
 
+    FillMaskBox = _fill_mask_box_class()
     text_box = widgets.Text(value=text, description="text", continuous_update=False,
                             layout=widgets.Layout(width="70%"))
     slider = widgets.IntSlider(value=top_k, min=1, max=10, description="top k", continuous_update=False)
@@ -83,5 +101,22 @@ def fill_mask_box(models: dict[str, Any], tokenizer, text: str, top_k: int = 3):
     text_box.observe(redraw, names="value")
     slider.observe(redraw, names="value")
     redraw()
-    hint = widgets.HTML(f"Write {tokenizer.mask_token} where the word goes; press Enter to ask again.")
-    return widgets.VBox([hint, widgets.HBox([text_box, slider]), output])
+    hint = f"Write {tokenizer.mask_token} where the word goes; press Enter to ask again."
+    box = FillMaskBox([widgets.HTML(hint), widgets.HBox([text_box, slider]), output])
+    box.static = static_view(answers(text, models, tokenizer, top_k), text, hint)
+    return box
+
+
+def _fill_mask_box_class():
+    import ipywidgets as widgets
+
+    class FillMaskBox(widgets.VBox):
+        """A VBox that a static page shows as bars and answers, not as ``VBox(children=(HTML(value=...``."""
+
+        static: dict[str, str] = {}
+
+        def _repr_mimebundle_(self, **kwargs):
+            bundle = super()._repr_mimebundle_(**kwargs) or {}
+            return {**bundle, **self.static}  # the widget view where a kernel renders it, the rest elsewhere
+
+    return FillMaskBox

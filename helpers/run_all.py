@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from . import runs
-from .config import Settings, SettingsError, make_settings, parse_value, project_root
+from .config import STEP_PARAMETERS, Settings, SettingsError, make_settings, parse_value, project_root
 
 NOTEBOOKS = ("01_load", "02_preprocess", "03_collate", "04_train", "05_evaluate", "06_infer")
 QUIET = {  # unattended runs: no progress bars in the executed notebooks, widgets also print their answers
@@ -29,29 +29,67 @@ QUIET = {  # unattended runs: no progress bars in the executed notebooks, widget
 
 
 def run_all(parameters: dict[str, Any], output_dir: Path | None = None) -> Settings:
-    """Execute every notebook with ``parameters`` (none: each notebook's own defaults)."""
-    import papermill
+    """Execute every notebook with ``parameters`` (none: the profile's values).
 
+    The settings are recorded in the run folder first; each notebook is handed only the parameters its
+    cell lists (papermill warns about others) and takes the rest from that record.
+    """
     settings = make_settings(**parameters)  # a bad name or value fails here, before any notebook runs
-    source = project_root() / "notebooks"
+    runs.record_settings(settings)
     output_dir = output_dir or runs.path(settings, "notebooks")
-    output_dir.mkdir(parents=True, exist_ok=True)
-    for key, value in QUIET.items():
-        os.environ.setdefault(key, value)
     for name in NOTEBOOKS:
         start = time.perf_counter()
         print(f"{name} ...", end=" ", flush=True)
-        papermill.execute_notebook(
-            str(source / f"{name}.ipynb"),
-            str(output_dir / f"{name}.ipynb"),
-            parameters=parameters,
-            cwd=str(source),
-            kernel_name="python3",
-            progress_bar=False,
-            extra_arguments=["--IPKernelApp.log_level=ERROR"],  # not its TCP-transport warning, once a notebook
-        )
+        run_notebook(name, parameters, output_dir)
         print(f"{time.perf_counter() - start:.1f} s", flush=True)
     return settings
+
+
+def notebook_parameters(name: str, parameters: dict[str, Any]) -> dict[str, Any]:
+    """The ``parameters`` that notebook ``name``'s cell lists: ``profile``, its step's settings, ``run_dir``."""
+    listed = ("profile", *STEP_PARAMETERS[name], "run_dir")
+    return {k: v for k, v in parameters.items() if k in listed}
+
+
+def quiet_shutdown_kernel_manager():
+    """A kernel manager that does not interrupt a kernel it is shutting down.
+
+    jupyter_client sends SIGINT before the shutdown request; a kernel still busy with its last message then
+    logs "KeyboardInterrupt caught in kernel." as an ERROR (seen in 05). nbclient shuts a kernel down only
+    after its last cell, and interrupts a cell that times out itself, so that interrupt is not needed.
+    """
+    from jupyter_client.manager import AsyncKernelManager
+
+    class QuietShutdownKernelManager(AsyncKernelManager):
+        async def _async_interrupt_kernel(self) -> None:
+            if not self.shutting_down:
+                await super()._async_interrupt_kernel()
+
+    return QuietShutdownKernelManager
+
+
+def run_notebook(name: str, parameters: dict[str, Any], output_dir: Path) -> None:
+    """One notebook through papermill, unattended, into ``output_dir``."""
+    import papermill
+
+    for key, value in QUIET.items():
+        os.environ.setdefault(key, value)
+    output_dir.mkdir(parents=True, exist_ok=True)
+    import nbformat
+
+    source = project_root() / "notebooks"
+    notebook = nbformat.read(source / f"{name}.ipynb", as_version=4)
+    notebook.metadata.pop("widgets", None)  # the last run's widget state (its progress bars): this run saves its own
+    papermill.execute_notebook(
+        notebook,
+        str(output_dir / f"{name}.ipynb"),
+        parameters=notebook_parameters(name, parameters),
+        cwd=str(source),
+        kernel_name="python3",
+        progress_bar=False,
+        kernel_manager_class=quiet_shutdown_kernel_manager(),
+        extra_arguments=["--IPKernelApp.log_level=ERROR"],  # not its TCP-transport warning, once a notebook
+    )
 
 
 def source_name(settings: Settings) -> str:

@@ -14,7 +14,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Iterator
 
-from .config import Settings
+from .config import ONE_OFF, PARAMETERS, Settings, made_with
 
 # artifact -> the notebook that writes it
 PRODUCERS: dict[str, str] = {
@@ -24,6 +24,7 @@ PRODUCERS: dict[str, str] = {
     "model": "04_train",
     "train_log.json": "04_train",
     "metrics.json": "05_evaluate and 06_infer",
+    "settings.json": "any notebook",
 }
 METRICS = "metrics.json"
 
@@ -84,12 +85,51 @@ def _remove(p: Path) -> None:
         p.unlink()
 
 
+MADE_WITH = "made_with.json"  # inside an artifact's folder: the settings it was made with
+RECORD = "settings.json"  # in the run folder: the settings the notebooks last ran with
+
+
 def save_dataset(dataset, settings: Settings, name: str) -> Path:
-    """``save_to_disk`` a Dataset or DatasetDict into the run folder, atomically."""
+    """``save_to_disk`` a Dataset or DatasetDict into the run folder with the settings it was made with, atomically."""
     target = path(settings, name)
     with atomic_path(target) as tmp:
         dataset.save_to_disk(str(tmp))
+        (tmp / MADE_WITH).write_text(json.dumps(made_with(settings, name), indent=2) + "\n")
     return target
+
+
+def read_made_with(settings: Settings, name: str) -> dict[str, Any] | None:
+    """The settings an artifact was made with; None for one written before they were recorded."""
+    record = require(settings, name) / MADE_WITH
+    if not record.exists():
+        return None
+    try:
+        return json.loads(record.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as err:
+        raise damaged(settings, name, err) from err
+
+
+def record_settings(settings: Settings) -> None:
+    """Write the run folder's record, which later notebooks take their unset parameters from."""
+    values = {k: v for k, v in settings.as_dict().items() if k not in ONE_OFF}
+    write_json(path(settings, RECORD), values)
+
+
+def recorded_settings(run_dir: str | Path, profile: str) -> dict[str, Any]:
+    """The settings the run folder's notebooks last ran with ({} if none, or for another profile)."""
+    record = Path(run_dir) / RECORD
+    if not record.exists():
+        return {}
+    try:
+        values = json.loads(record.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError):
+        values = None
+    if not isinstance(values, dict):
+        print(f"{record} is damaged: the profile's settings are used and recorded anew")
+        return {}
+    if values.get("profile") != profile:
+        return {}
+    return {k: v for k, v in values.items() if k in PARAMETERS and k not in (*ONE_OFF, "profile", "run_dir")}
 
 
 def load_dataset(settings: Settings, name: str):
@@ -104,8 +144,11 @@ def load_dataset(settings: Settings, name: str):
 
 
 def write_json(target: Path, data: Any) -> None:
-    with atomic_path(target) as tmp:
-        tmp.write_text(json.dumps(data, indent=2, default=str) + "\n")
+    """A JSON file written whole or not at all: a temporary file renamed over the old one in one step."""
+    target.parent.mkdir(parents=True, exist_ok=True)
+    with tempfile.NamedTemporaryFile("w", dir=target.parent, prefix=f".{target.name}.", delete=False) as tmp:
+        tmp.write(json.dumps(data, indent=2, default=str) + "\n")
+    os.replace(tmp.name, target)
 
 
 def read_json(settings: Settings, name: str) -> Any:

@@ -25,19 +25,14 @@ import torch
 from datasets import Dataset, IterableDataset
 from transformers import PrinterCallback, Trainer, TrainingArguments
 
-from . import assets, data, masked_head, preprocess, runs
+from . import assets, data, masked_head, preprocess, progress, runs, steps
 from .collate import TrainEvalCollator, make_collator, make_eval_masks
-from .config import PARAMETERS, Settings, SettingsError, make_settings, parse_value
+from .config import PARAMETERS, Settings, SettingsError, made_with, make_settings, parse_value
 
 
 # Checkpoint rotation warns that file times "may not be reliable" and falls back to step numbers,
 # which is what we want anyway; the warning would only clutter the notebook.
 logging.getLogger("transformers.trainer_utils").setLevel(logging.ERROR)
-
-
-def show_progress() -> bool:
-    """Progress bars unless ``TQDM_DISABLE`` is set (as ``make`` does for unattended runs)."""
-    return os.environ.get("TQDM_DISABLE", "").lower() not in {"1", "true", "yes"}
 
 
 def precision() -> dict[str, bool]:
@@ -81,7 +76,7 @@ def training_arguments(settings: Settings, **changes: Any) -> TrainingArguments:
         dataloader_pin_memory=torch.cuda.is_available(),
         use_cpu=cpu_data_parallel(),
         push_to_hub=False,  # pushed explicitly after the local save, which never depends on the network
-        disable_tqdm=not show_progress(),
+        disable_tqdm=not progress.enabled(),
         **precision(),
     )
     return TrainingArguments(**{**arguments, **changes})
@@ -120,21 +115,14 @@ def make_trainer(settings: Settings, model, tokenizer, train_blocks, eval_masks,
         data_collator=TrainEvalCollator(make_collator(tokenizer, settings)),
         processing_class=tokenizer,
     )
-    if not show_progress():
+    if not progress.enabled():
         trainer.remove_callback(PrinterCallback)  # it prints every log line; the curve shows them better
     return trainer
 
 
-# The settings that change what training produces; a checkpoint or a saved model made with others is stale.
-TRAINING_FIELDS = (
-    "model", "source", "dataset_name", "dataset_config", "dataset_revision", "dataset_split", "text_field",
-    "num_examples", "test_size", "seed", "block_size", "mlm_probability", "learning_rate", "num_train_epochs",
-    "batch_size", "weight_decay", "masked_head", "streaming", "max_steps",
-)
-
-
 def training_key(settings: Settings) -> dict[str, Any]:
-    return {name: getattr(settings, name) for name in TRAINING_FIELDS}
+    """The settings that change what training produces; a checkpoint or a saved model made with others is stale."""
+    return made_with(settings, "model")
 
 
 @dataclass
@@ -225,6 +213,7 @@ def save_model(trainer: Trainer, settings: Settings) -> None:
         with runs.atomic_path(runs.path(settings, "model")) as tmp:
             trainer.save_model(str(tmp))
             trainer.processing_class.save_pretrained(str(tmp))
+            (tmp / runs.MADE_WITH).write_text(json.dumps(training_key(settings), indent=2) + "\n")
     trainer.accelerator.wait_for_everyone()
 
 
@@ -279,8 +268,8 @@ def streamed_data(settings: Settings, tokenizer) -> tuple[IterableDataset, Datas
     return train_blocks.shuffle(seed=settings.seed, buffer_size=10_000), make_eval_masks(test_blocks, tokenizer, settings)
 
 
-def run(settings: Settings) -> TrainResult:
-    """Notebook 04 as one call: load, train, save, push if asked (the first process only).
+def run(settings: Settings, share: bool = True) -> TrainResult:
+    """Notebook 04 as one call: load, train, save, and with ``share`` push if asked (the first process only).
 
     With ``streaming`` the blocks come straight from the corpus, never all in memory, not from notebooks 01-03.
     """
@@ -288,12 +277,12 @@ def run(settings: Settings) -> TrainResult:
     model = assets.load_model(settings.model)
     if settings.streaming:
         train_blocks, eval_masks = streamed_data(settings, tokenizer)
-    else:
-        train_blocks = runs.load_dataset(settings, "blocks")["train"]
-        eval_masks = runs.load_dataset(settings, "eval_masks")
+    else:  # from the run folder, or built by notebooks 01-03's helpers where missing or made with other settings
+        train_blocks = steps.blocks(settings, tokenizer)["train"]
+        eval_masks = steps.eval_masks(settings, tokenizer)
     trainer = make_trainer(settings, model, tokenizer, train_blocks, eval_masks)
     result = fit(trainer, settings)
-    if trainer.is_world_process_zero():
+    if share and trainer.is_world_process_zero():
         push(settings)
     return result
 
@@ -308,6 +297,8 @@ def main(argv: list[str] | None = None) -> None:
     overrides = {k: parse_value(v) for k, v in args.items() if k != "profile" and v is not None}
     try:
         settings = make_settings(args["profile"], **overrides)
+        if int(os.environ.get("RANK", "0")) == 0:
+            runs.record_settings(settings)  # notebooks 05 and 06 then carry on with this model's settings
         result = run(settings)
     except (SettingsError, assets.AssetError, runs.MissingArtifactError, runs.DamagedArtifactError,
             data.CorpusError, preprocess.BlocksError) as err:

@@ -54,12 +54,6 @@ def test_out_of_range_settings_name_the_problem(name, value, words):
     assert words in str(err.value)
 
 
-def test_from_parameters_reads_a_notebooks_namespace():
-    namespace = {"profile": "tiny", "seed": 3, "model": None, "unrelated": object(), "pd": object()}
-    s = config.from_parameters(namespace)
-    assert s.seed == 3 and s.model == "splade-tiny"
-
-
 @pytest.mark.parametrize("text, value", [("3", 3), ("1e-4", 1e-4), ("true", True), ("None", None), ("eli5", "eli5")])
 def test_parse_value_types_command_line_values(text, value):
     assert config.parse_value(text) == value

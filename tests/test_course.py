@@ -23,14 +23,25 @@ def test_six_notebooks_in_order():
     assert sorted(p.name for p in (ROOT / "notebooks").glob("*.ipynb")) == [p.name for p in NOTEBOOKS]
 
 
+def listed(path) -> list[str]:
+    """What a notebook's parameters cell should list: the profile, its step's settings, the run folder."""
+    return ["profile", *config.STEP_PARAMETERS[path.stem], "run_dir"]
+
+
+def test_every_notebook_has_its_list_of_parameters():
+    assert tuple(config.STEP_PARAMETERS) == run_all.NOTEBOOKS
+    assert set(config.PARAMETERS) - {p for names in config.STEP_PARAMETERS.values() for p in names} == {
+        "profile", "run_dir", "streaming"}  # streaming is for python -m helpers.train, not the notebooks
+
+
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
-def test_each_notebook_has_a_parameters_cell_naming_every_setting(path):
+def test_each_notebook_has_a_parameters_cell_naming_the_settings_its_step_uses(path):
     nb = json.loads(path.read_text())
     assert {"kernelspec", "language_info"} <= set(nb["metadata"]), "papermill needs both"
     tagged = [c for c in nb["cells"] if "parameters" in c.get("metadata", {}).get("tags", [])]
     assert len(tagged) == 1
     names = [t.id for node in ast.parse("".join(tagged[0]["source"])).body for t in node.targets]
-    assert names == ["profile", *[p for p in config.PARAMETERS if p != "profile"]]
+    assert names == listed(path)
     # derived values stay in helpers: every parameter but the profile defaults to None
     assert all(node.value.value is None for node in ast.parse("".join(tagged[0]["source"])).body[1:])
 
@@ -42,7 +53,14 @@ def test_papermill_reads_every_parameter_and_its_help(path):
 
     notebook = nbformat.read(path, as_version=4)
     cell = next(c for c in notebook.cells if "parameters" in c.metadata.get("tags", []))
-    assert [p.name for p in PythonTranslator.inspect(cell)] == ["profile", *[p for p in config.PARAMETERS if p != "profile"]]
+    assert [p.name for p in PythonTranslator.inspect(cell)] == listed(path)
+
+
+def test_run_all_hands_each_notebook_only_what_it_lists():
+    given = {"profile": "tiny", "seed": 3, "learning_rate": 1e-3, "top_k": 5}
+    assert run_all.notebook_parameters("01_load", given) == {"profile": "tiny", "seed": 3}
+    assert run_all.notebook_parameters("05_evaluate", given) == {"profile": "tiny"}
+    assert run_all.notebook_parameters("06_infer", given) == {"profile": "tiny", "top_k": 5}
 
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)

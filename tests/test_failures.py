@@ -203,7 +203,8 @@ def test_the_commands_refuse_bad_settings_with_the_valid_names(tmp_path):
                              capture_output=True, text=True, timeout=120)
     assert run_all.returncode == 2 and "unknown parameter(s) ['lr']" in run_all.stderr and "learning_rate" in run_all.stderr
     assert "Traceback" not in run_all.stderr and not (tmp_path / "tiny").exists()
-    trained = subprocess.run([sys.executable, "-m", "helpers.train", "--run_dir", str(tmp_path / "empty")], cwd=ROOT,
-                             env=env, capture_output=True, text=True, timeout=120)
-    assert trained.returncode == 1 and "error: blocks is missing" in trained.stderr and "run 02_preprocess first" in trained.stderr
+    trained = subprocess.run([sys.executable, "-m", "helpers.train", "--run_dir", str(tmp_path / "empty"), "--block_size",
+                              "600"], cwd=ROOT, env=env, capture_output=True, text=True, timeout=120)
+    assert trained.returncode == 1 and "error: block_size=600 is larger than the model allows (512 tokens)" in trained.stderr
     assert "Traceback" not in trained.stderr
+    assert not list((tmp_path / "empty").glob("blocks*"))  # refused before any block was written
