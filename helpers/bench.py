@@ -12,8 +12,11 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import platform
 import statistics
+import subprocess
+import sys
 import tempfile
 import time
 from dataclasses import dataclass, field, replace
@@ -61,6 +64,21 @@ def seconds(fn: Callable[[], Any], repeat: int, warmup: int = 1) -> list[float]:
     return times
 
 
+def machine() -> str:
+    """The CPU's model name (as lscpu gives it) and the threads torch uses, or the GPU's name: quoted with every timing."""
+    if torch.cuda.is_available():
+        return torch.cuda.get_device_name()
+    name = platform.processor() or "unknown CPU"
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                name = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    return f"{name}, {torch.get_num_threads()} threads"
+
+
 # --- 02: grouping ---------------------------------------------------------------------------------
 
 def guide_group_texts(examples: dict[str, list[list[int]]], block_size: int) -> dict[str, list[list[int]]]:
@@ -70,11 +88,11 @@ def guide_group_texts(examples: dict[str, list[list[int]]], block_size: int) -> 
     return {k: [t[i : i + block_size] for i in range(0, total, block_size)] for k, t in concatenated.items()}
 
 
-def group_texts_row(batch: dict[str, list[list[int]]], block_size: int = 128) -> Row:
+def group_texts_row(batch: dict[str, list[list[int]]], block_size: int = 128, repeat: int = 3) -> Row:
     assert preprocess.group_texts(batch, block_size) == guide_group_texts(batch, block_size), "blocks differ"
     n = len(batch["input_ids"])
-    guide = min(seconds(lambda: guide_group_texts(batch, block_size), repeat=2))
-    course = min(seconds(lambda: preprocess.group_texts(batch, block_size), repeat=5))
+    guide = min(seconds(lambda: guide_group_texts(batch, block_size), repeat=repeat))  # both warmed up, the same repeats
+    course = min(seconds(lambda: preprocess.group_texts(batch, block_size), repeat=repeat))
     return Row(f"group_texts_{n}", f"group_texts, {n:,}-example batch (blocks identical)", "s", guide, course)
 
 
@@ -108,7 +126,7 @@ def step_losses(model, batch: dict[str, torch.Tensor]) -> tuple[float, float]:
     """The standard forward's loss and the course's on the same batch (dropout off, so they can match)."""
     model.eval()
     with torch.no_grad():
-        return float(model(**batch).loss), float(masked_head.loss(model, batch))
+        return float(masked_head.standard_forward(model, **batch).loss), float(masked_head.loss(model, batch))
 
 
 def train_step_row(name: str, what: str, model, batch: dict[str, torch.Tensor], repeat: int = 5) -> Row:
@@ -117,7 +135,7 @@ def train_step_row(name: str, what: str, model, batch: dict[str, torch.Tensor], 
     model.train()
 
     def standard():
-        model(**batch).loss.backward()
+        masked_head.standard_forward(model, **batch).loss.backward()
         model.zero_grad(set_to_none=True)
 
     def course():
@@ -146,30 +164,29 @@ def describe_step(row: Row) -> str:
     per_step, loss = row.notes["seconds_per_step"], row.notes["loss"]
     return (f"standard forward:  {per_step['baseline']:.3f} s a step, loss {loss['baseline']:.5f}\n"
             f"head at the masks: {per_step['course']:.3f} s a step, loss {loss['course']:.5f}\n"
-            f"{row.ratio:.1f}x faster, same loss")
+            f"{row.ratio:.1f}x faster, same loss (on {machine()})")
 
 
 # --- 05: an evaluation pass -----------------------------------------------------------------------
 
-def eval_pass_row(model, eval_masks, settings: config.Settings) -> Row:
-    """The guide's evaluation (full head, Trainer's default batch of 8) against the course's."""
-    guide_batch = 8
+def eval_pass_row(model, eval_masks, settings: config.Settings, repeat: int = 3) -> Row:
+    """An evaluation pass with the head at every position against the head at the masks: the same batches of
+    ``settings.eval_batch_size``, each side warmed up and timed ``repeat`` times (the median)."""
     timed = {}
-    for label, batch_size, fast in [("baseline", guide_batch, False), ("course", settings.eval_batch_size, True)]:
-        start = time.perf_counter()
-        loss = evaluate.mean_loss(model, eval_masks, batch_size, head_only_at_masks=fast)
-        timed[label] = (time.perf_counter() - start, loss)
-    return Row("eval_pass", f"evaluation pass, {len(eval_masks)} blocks (batch {guide_batch} full head vs "
-               f"{settings.eval_batch_size} head at masks)", "s", timed["baseline"][0], timed["course"][0],
-               notes={"mean_loss": {k: v[1] for k, v in timed.items()}})
+    for label, fast in [("baseline", False), ("course", True)]:
+        times = seconds(lambda: evaluate.mean_loss(model, eval_masks, settings.eval_batch_size, head_only_at_masks=fast), repeat)
+        timed[label] = (statistics.median(times), evaluate.mean_loss(model, eval_masks, settings.eval_batch_size, fast))
+    return Row("eval_pass", f"evaluation pass, {len(eval_masks)} blocks in batches of {settings.eval_batch_size} "
+               f"(head everywhere vs head at masks)", "s", timed["baseline"][0], timed["course"][0],
+               notes={"mean_loss": {k: v[1] for k, v in timed.items()}, "machine": machine()})
 
 
 def describe_eval(row: Row) -> str:
     """An ``eval_pass_row`` in three lines, for notebook 05."""
     loss = row.notes["mean_loss"]
-    return (f"the guide's way (batch 8, head everywhere): {row.baseline:.2f} s, loss {loss['baseline']:.5f}\n"
-            f"the course's (larger batch, head at masks): {row.course:.2f} s, loss {loss['course']:.5f}\n"
-            f"{row.ratio:.1f}x faster, same loss")
+    return (f"head at every position: {row.baseline:.2f} s, loss {loss['baseline']:.5f}\n"
+            f"head at the masks:      {row.course:.2f} s, loss {loss['course']:.5f}\n"
+            f"{row.ratio:.1f}x faster, same loss (median of 3 passes each, on {row.notes['machine']})")
 
 
 # --- 06: fill-mask --------------------------------------------------------------------------------
@@ -239,12 +256,106 @@ def race(settings: config.Settings, blocks: DatasetDict, eval_masks, budget: flo
 
 
 def quality_row(course: config.Settings, blocks: DatasetDict, eval_masks, budget: float) -> Row:
-    guide = replace(course, learning_rate=2e-5, batch_size=8, masked_head=False)
-    guide_ppl, guide_steps = race(guide, blocks, eval_masks, budget)
+    """The course's recipe with the head everywhere against the same recipe with the head at the masks, each
+    given ``budget`` seconds of training steps: the perplexity each reaches (only the head placement differs)."""
+    standard = replace(course, masked_head=False)
+    standard_ppl, standard_steps = race(standard, blocks, eval_masks, budget)
     course_ppl, course_steps = race(course, blocks, eval_masks, budget)
-    return Row("quality_equal_time", f"perplexity after {budget:.0f} s of training steps (guide: lr 2e-5, batch 8, "
-               f"full head; course: lr {course.learning_rate:g}, batch {course.batch_size}, head at masks)",
-               "perplexity", guide_ppl, course_ppl, notes={"steps": {"baseline": guide_steps, "course": course_steps}})
+    return Row("quality_equal_time", f"perplexity after {budget:.0f} s of training steps, lr {course.learning_rate:g}, "
+               f"batch {course.batch_size} (head everywhere vs head at masks)", "perplexity", standard_ppl, course_ppl,
+               notes={"steps": {"baseline": standard_steps, "course": course_steps}})
+
+
+# --- precision on the CPU ---------------------------------------------------------------------------
+
+def precision_row(name: str, what: str, make_model: Callable[[], Any], batches: list[dict[str, torch.Tensor]],
+                  lr: float) -> Row:
+    """fp32 against bf16 autocast, both with the head at the masks, from the same weights over the same batches:
+    seconds a step (the median), and the loss on the first batch after the last step, in fp32."""
+    results = {}
+    for label, bf16 in [("baseline", False), ("course", True)]:
+        model = make_model()
+        masked_head.install(model)
+        model.train()
+        optimizer = torch.optim.AdamW(model.parameters(), lr=lr)
+        times = []
+        for batch in batches:
+            start = time.perf_counter()
+            with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
+                loss = model(**batch).loss
+            loss.backward()
+            optimizer.step()
+            optimizer.zero_grad(set_to_none=True)
+            times.append(time.perf_counter() - start)
+        model.eval()
+        with torch.no_grad():
+            final = float(masked_head.loss(model, batches[0]))
+        results[label] = (statistics.median(times[1:]), final)  # the first step warms up
+    tokens = batches[0]["input_ids"].numel()
+    return Row(name, what, "tokens/s", tokens / results["baseline"][0], tokens / results["course"][0],
+               higher_is_better=True, notes={"loss_after": {k: v[1] for k, v in results.items()}, "steps": len(batches),
+                                             "bf16_units": train.cpu_bf16_units(), "machine": machine()})
+
+
+def cpu_precision_rows(tokenizer, blocks: DatasetDict, settings: config.Settings) -> list[Row]:
+    masker = collate.make_collator(tokenizer, settings, seed=settings.seed)
+    train_rows = blocks["train"]
+    tiny_batches = [masker([train_rows[i] for i in range(start, start + 32)]) for start in range(0, 32 * 30, 32)]
+    big_batches = [random_mlm_batch(50265, 50264, rows=8) for _ in range(8)]
+    return [
+        precision_row("cpu_bf16_tiny", "CPU training step, tiny, 32 x 128, head at masks (fp32 vs bf16 autocast), "
+                      "30 steps of the real blocks", lambda: assets.load_model(assets.TINY_MODEL), tiny_batches, 5e-4),
+        precision_row("cpu_bf16_distilroberta_size", "CPU training step, DistilRoBERTa-sized, 8 x 128, head at masks "
+                      "(fp32 vs bf16 autocast), 8 steps", distilroberta_sized, big_batches, 1e-4),
+    ]
+
+
+# --- data parallel: torchrun, 2 processes on the CPU ------------------------------------------------
+
+def ddp_worker(out: Path, repeat: int = 5) -> None:
+    """Run under ``torchrun --nproc_per_node 2``: a DDP training step of the tiny model (gloo), head everywhere
+    against head at the masks, each process its own batch; the first process writes the medians to ``out``."""
+    import torch.distributed as dist
+    from torch.nn.parallel import DistributedDataParallel
+
+    dist.init_process_group("gloo")
+    rank = dist.get_rank()
+    tokenizer = assets.load_tokenizer(assets.TINY_MODEL)
+    torch.manual_seed(rank)
+    batch = random_mlm_batch(len(tokenizer), tokenizer.mask_token_id, rows=16)
+    result = {}
+    for label, fast in [("baseline", False), ("course", True)]:
+        model = assets.load_model(assets.TINY_MODEL)
+        if fast:
+            masked_head.install(model)
+        ddp = DistributedDataParallel(model.train())
+
+        def step():
+            ddp(**batch).loss.backward()
+            model.zero_grad(set_to_none=True)
+            dist.barrier()
+
+        result[label] = statistics.median(seconds(step, repeat, warmup=2))
+    if rank == 0:
+        out.write_text(json.dumps({**result, "world_size": dist.get_world_size(), "tokens": batch["input_ids"].numel()}))
+    dist.destroy_process_group()
+
+
+def ddp_row() -> list[Row]:
+    torchrun = Path(sys.executable).parent / "torchrun"
+    with tempfile.TemporaryDirectory() as scratch:
+        out = Path(scratch) / "ddp.json"
+        env = dict(os.environ, OMP_NUM_THREADS="1", PYTHONPATH=str(config.project_root()))
+        ran = subprocess.run([str(torchrun), "--standalone", "--nproc_per_node", "2", "-m", "helpers.bench",
+                              "--ddp-worker", str(out)], env=env, capture_output=True, text=True, timeout=600)
+        if ran.returncode != 0 or not out.exists():
+            print(f"  the torchrun row failed: {ran.stderr[-500:]}")
+            return []
+        found = json.loads(out.read_text())
+    tokens = found["tokens"] * found["world_size"]
+    return [Row("ddp_train_step_tiny", "training step under torchrun --nproc_per_node 2 (gloo, 1 thread each), tiny, "
+                "16 x 128 a process (head everywhere vs head at masks)", "tokens/s", tokens / found["baseline"],
+                tokens / found["course"], higher_is_better=True, notes={"seconds_per_step": found, "machine": machine()})]
 
 
 # --- GPU rows ---------------------------------------------------------------------------------------
@@ -266,7 +377,9 @@ def train_flops(model, batch: dict[str, torch.Tensor], head_everywhere: bool) ->
 
 
 def gpu_rows() -> list[Row]:
-    """On CUDA: DistilRoBERTa-sized training, fp32 standard forward against bf16 with the head at masks."""
+    """On CUDA, DistilRoBERTa-sized training, 64 x 128: the head placement (both fp32), the precision (both the
+    standard forward) and both together, each row changing what its name says. MFU counts the FLOPs each side
+    actually runs (the head at every position, or at the masks only)."""
     if not torch.cuda.is_available():
         return []
     model = distilroberta_sized().cuda()
@@ -274,30 +387,34 @@ def gpu_rows() -> list[Row]:
     optimizer = torch.optim.AdamW(model.parameters(), lr=1e-4, fused=True)
     model.train()
 
-    def step(fast: bool):
-        with torch.autocast("cuda", dtype=torch.bfloat16, enabled=fast):
-            loss = masked_head.loss(model, batch) if fast else model(**batch).loss
-        loss.backward()
-        optimizer.step()
-        optimizer.zero_grad(set_to_none=True)
-
-    def timed(fast: bool) -> float:
-        def run():
-            step(fast)
+    def timed(at_masks: bool, bf16: bool) -> float:
+        def step():
+            with torch.autocast("cuda", dtype=torch.bfloat16, enabled=bf16):
+                loss = masked_head.loss(model, batch) if at_masks else masked_head.standard_forward(model, **batch).loss
+            loss.backward()
+            optimizer.step()
+            optimizer.zero_grad(set_to_none=True)
             torch.cuda.synchronize()
-        return statistics.median(seconds(run, repeat=10, warmup=3))
+        return statistics.median(seconds(step, repeat=10, warmup=3))
 
-    base_s, fast_s = timed(False), timed(True)
+    runs_ = {(m, b): timed(m, b) for m in (False, True) for b in (False, True)}
     tokens = batch["input_ids"].numel()
     name = torch.cuda.get_device_name()
     peak = next((v for k, v in PEAK_BF16_FLOPS.items() if k in name), None)
-    flops = train_flops(model, batch, head_everywhere=True)  # the same useful work on both sides
-    notes = {"device": name, "seconds_per_step": {"baseline": base_s, "course": fast_s}}
-    if peak:
-        notes["mfu"] = {"baseline": flops / base_s / peak, "course": flops / fast_s / peak, "peak_bf16_flops": peak}
-    return [Row("gpu_train_step_distilroberta_size", "GPU training step, DistilRoBERTa-sized, 64 x 128 "
-                "(fp32 standard vs bf16 head at masks)", "tokens/s", tokens / base_s, tokens / fast_s,
-                higher_is_better=True, notes=notes)]
+    rows = []
+    for row_name, what, base, course in [
+        ("gpu_head_placement", "head everywhere vs head at masks, both fp32", (False, False), (True, False)),
+        ("gpu_precision", "fp32 vs bf16 autocast, both the standard forward", (False, False), (False, True)),
+        ("gpu_both", "fp32 head everywhere vs bf16 head at masks", (False, False), (True, True)),
+    ]:
+        notes = {"device": name, "seconds_per_step": {"baseline": runs_[base], "course": runs_[course]}}
+        if peak:
+            notes["mfu"] = {label: train_flops(model, batch, head_everywhere=not side[0]) / runs_[side] / peak
+                            for label, side in (("baseline", base), ("course", course))}
+            notes["peak_bf16_flops"] = peak
+        rows.append(Row(row_name, f"GPU training step, DistilRoBERTa-sized, 64 x 128 ({what})", "tokens/s",
+                        tokens / runs_[base], tokens / runs_[course], higher_is_better=True, notes=notes))
+    return rows
 
 
 # --- the whole bench --------------------------------------------------------------------------------
@@ -337,8 +454,14 @@ def run(budget: float, out: Path) -> list[Row]:
         print("fill-mask ...", flush=True)
         done(fill_mask_rows(tiny, tokenizer, masked_sentences(all_texts, tokenizer.mask_token)))
 
+        print("bf16 against fp32 on the CPU ...", flush=True)
+        done(cpu_precision_rows(tokenizer, blocks, settings))
+
         print(f"quality at equal time ({budget:.0f} s each) ...", flush=True)
         done([quality_row(settings, blocks, eval_masks, budget)])
+
+    print("torchrun, 2 processes ...", flush=True)
+    done(ddp_row())
 
     if torch.cuda.is_available():
         print("GPU ...", flush=True)
@@ -348,7 +471,7 @@ def run(budget: float, out: Path) -> list[Row]:
 
 
 def write(rows: list[Row], out: Path) -> None:
-    record = {"machine": {"platform": platform.platform(), "processor": platform.processor(),
+    record = {"machine": {"platform": platform.platform(), "processor": machine(), "bf16_units": train.cpu_bf16_units(),
                           "torch_threads": torch.get_num_threads(), "torch": torch.__version__,
                           "cuda": torch.cuda.get_device_name() if torch.cuda.is_available() else None},
               **{row.name: row.as_dict() for row in rows}}
@@ -369,9 +492,14 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description="The course's fast paths against the standard ones, side by side.")
     parser.add_argument("--seconds", type=float, default=60, help="training seconds each recipe gets in the quality race")
     parser.add_argument("--out", type=Path, default=config.project_root() / "runs" / "bench.json")
+    parser.add_argument("--ddp-worker", type=Path, default=None, help=argparse.SUPPRESS)  # the torchrun row's processes
     args = parser.parse_args(argv)
+    if args.ddp_worker:
+        ddp_worker(args.ddp_worker)
+        return
     rows = run(args.seconds, args.out)
     print()
+    print(f"on {machine()}, torch {torch.__version__}")
     print(table(rows))
     print("\nratio: how many times better the course's side is (faster, or lower perplexity).")
     print(f"written to {args.out}")

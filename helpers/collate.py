@@ -7,6 +7,7 @@ hold the original token there and -100 elsewhere, so the loss counts only the pi
 
 from __future__ import annotations
 
+import zlib
 from dataclasses import dataclass
 from typing import Any
 
@@ -35,14 +36,29 @@ class TrainEvalCollator:
     """Masks training batches afresh each time; passes pre-masked evaluation rows through as they are.
 
     Trainer uses one collator for both; fresh masks help training, fixed ones make evaluation comparable.
+    Training batch number ``batches`` of process ``rank`` is masked from its own seed (``batch_seed``): data-
+    parallel processes mask different positions, a rerun the same ones, and a run resumed from a checkpoint
+    (``batches`` set to where it was) the same ones as the uninterrupted run. A shared random stream would
+    not do the last: Trainer's data loader draws one batch ahead, so the stream a checkpoint saves is one
+    batch further on than the batch that comes next.
     """
 
-    masker: DataCollatorForLanguageModeling
+    tokenizer: Any
+    settings: Settings
+    rank: int = 0
+    batches: int = 0  # training batches masked so far
 
     def __call__(self, features: list[dict[str, Any]]) -> dict[str, torch.Tensor]:
         if "labels" in features[0]:
             return default_data_collator(features)
-        return self.masker(features)
+        seed = batch_seed(self.settings.seed, self.rank, self.batches)
+        self.batches += 1
+        return make_collator(self.tokenizer, self.settings, seed=seed)(features)
+
+
+def batch_seed(seed: int, rank: int, batch: int) -> int:
+    """One seed per (run seed, process, training batch)."""
+    return zlib.crc32(f"{seed}:{rank}:{batch}".encode())
 
 
 def make_eval_masks(test_blocks: Dataset, tokenizer, settings: Settings, batch_size: int = 256) -> Dataset:

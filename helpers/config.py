@@ -43,6 +43,7 @@ class Settings:
     batch_size: int
     weight_decay: float
     masked_head: bool  # the MLM head only at masked positions: same loss, several times faster
+    precision: str  # "auto" (bf16 or fp16 on a GPU, fp32 on a CPU), "bf16", "fp16" or "fp32"
     run_dir: str  # None in a profile: runs/<profile>
     retrain: bool  # train again even when the run folder holds a model trained with these settings
     push_to_hub: bool
@@ -76,6 +77,7 @@ class Settings:
 
 
 PARAMETERS: tuple[str, ...] = tuple(f.name for f in dataclasses.fields(Settings))
+PRECISIONS = ("auto", "bf16", "fp16", "fp32")
 
 _COMMON: dict[str, Any] = dict(
     dataset_config=None,
@@ -86,6 +88,7 @@ _COMMON: dict[str, Any] = dict(
     mlm_probability=0.15,
     weight_decay=0.01,
     masked_head=True,
+    precision="auto",
     run_dir=None,
     retrain=False,
     push_to_hub=False,
@@ -136,7 +139,7 @@ SPLIT_FIELDS = ("source", "dataset_name", "dataset_config", "dataset_revision", 
 BLOCK_FIELDS = (*SPLIT_FIELDS, "model", "block_size")
 MASK_FIELDS = (*BLOCK_FIELDS, "mlm_probability")
 TRAINING_FIELDS = (*MASK_FIELDS, "learning_rate", "num_train_epochs", "batch_size", "weight_decay", "masked_head",
-                   "streaming", "max_steps")
+                   "precision", "streaming", "max_steps")
 ARTIFACT_FIELDS = {"splits": SPLIT_FIELDS, "blocks": BLOCK_FIELDS, "eval_masks": MASK_FIELDS, "model": TRAINING_FIELDS}
 
 # The settings each notebook's parameters cell lists, between ``profile`` and ``run_dir``: those its step brings
@@ -146,7 +149,7 @@ STEP_PARAMETERS: dict[str, tuple[str, ...]] = {
     "01_load": SPLIT_FIELDS,
     "02_preprocess": ("model", "block_size"),
     "03_collate": ("mlm_probability",),
-    "04_train": ("learning_rate", "num_train_epochs", "batch_size", "weight_decay", "masked_head", "max_steps",
+    "04_train": ("learning_rate", "num_train_epochs", "batch_size", "weight_decay", "masked_head", "precision", "max_steps",
                  "retrain", "push_to_hub", "hub_model_id"),
     "05_evaluate": (),
     "06_infer": ("fill_mask_text", "top_k"),
@@ -205,6 +208,7 @@ def validate(s: Settings) -> None:
     need(s.batch_size >= 1, f"batch_size={s.batch_size}: must be at least 1")
     need(s.weight_decay >= 0, f"weight_decay={s.weight_decay}: must not be negative")
     need(s.top_k >= 1, f"top_k={s.top_k}: must be at least 1")
+    need(s.precision in PRECISIONS, f"precision={s.precision!r}: choose one of {', '.join(PRECISIONS)}")
     need(s.num_examples is None or s.num_examples >= 2, f"num_examples={s.num_examples}: need at least 2")
     need("{mask}" in s.fill_mask_text, f"fill_mask_text={s.fill_mask_text!r}: write {{mask}} where the mask goes")
     need(s.source != "hub" or bool(s.dataset_name), 'source="hub" needs dataset_name (a hub id or a local folder)')

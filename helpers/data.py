@@ -157,16 +157,22 @@ def flatten_record(record: dict[str, Any], prefix: str = "") -> dict[str, Any]:
     return flat
 
 
-def held_out(index: int, settings: Settings) -> bool:
-    """Whether record ``index`` of a stream is a test record: a hash of the seed and the index, below test_size."""
-    return zlib.crc32(f"{settings.seed}:{index}".encode()) < settings.test_size * 2**32
+def held_out(text: str | list[str], settings: Settings) -> bool:
+    """Whether a record is a test record: a hash of the seed and the record's text, below ``test_size``.
+
+    The text, not the record's position: a shuffled stream reorders its files and records, and a split by
+    position would then put some records in both parts and others in neither.
+    """
+    key = " ".join(text) if isinstance(text, list) else str(text)
+    return zlib.crc32(f"{settings.seed}:{key}".encode()) < settings.test_size * 2**32
 
 
 def stream_split(stream: IterableDataset, settings: Settings) -> dict[str, IterableDataset]:
     """A seeded train/test split decided record by record, since a stream cannot be shuffled whole."""
+    field = settings.text_field
     return {
-        "train": stream.filter(lambda _, i: not held_out(i, settings), with_indices=True),
-        "test": stream.filter(lambda _, i: held_out(i, settings), with_indices=True),
+        "train": stream.filter(lambda record: not held_out(record[field], settings)),
+        "test": stream.filter(lambda record: held_out(record[field], settings)),
     }
 
 

@@ -37,10 +37,12 @@ def mean_loss(model, eval_masks: Dataset, batch_size: int = 64, head_only_at_mas
     for batch in progress.bar(loader, desc="Evaluating"):
         batch = {k: v.to(device) for k, v in batch.items()}
         n = int((batch["labels"] != IGNORE).sum())
+        if n == 0:
+            continue  # no masked token: nothing to score (the model's own mean would be NaN)
         if fast:
             total += float(masked_head.loss(model, batch, reduction="sum"))
         else:
-            total += float(model(**batch).loss) * n  # the model's loss is the mean over this batch's masked tokens
+            total += float(masked_head.standard_forward(model, **batch).loss) * n  # a mean over this batch's masked tokens
         count += n
     return total / count
 

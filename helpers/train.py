@@ -16,6 +16,7 @@ import logging
 import os
 import shutil
 import sys
+import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -26,7 +27,7 @@ from datasets import Dataset, IterableDataset
 from transformers import PrinterCallback, Trainer, TrainingArguments
 
 from . import assets, data, masked_head, preprocess, progress, runs, steps
-from .collate import TrainEvalCollator, make_collator, make_eval_masks
+from .collate import TrainEvalCollator, make_eval_masks
 from .config import PARAMETERS, Settings, SettingsError, made_with, make_settings, parse_value
 
 
@@ -35,12 +36,25 @@ from .config import PARAMETERS, Settings, SettingsError, made_with, make_setting
 logging.getLogger("transformers.trainer_utils").setLevel(logging.ERROR)
 
 
-def precision() -> dict[str, bool]:
-    """Mixed precision where it pays: bf16 on a GPU that has it, fp16 on an older one, fp32 on a CPU."""
-    if not torch.cuda.is_available():
-        return {"bf16": False, "fp16": False}
-    bf16 = torch.cuda.is_bf16_supported()
-    return {"bf16": bf16, "fp16": not bf16}
+def cpu_bf16_units() -> bool:
+    """Whether this CPU multiplies bf16 natively (AVX-512 BF16 or AMX); without, bf16 is emulated, and slower."""
+    return any(getattr(torch.cpu, name, lambda: False)() for name in ("_is_avx512_bf16_supported", "_is_amx_tile_supported"))
+
+
+def precision(settings: Settings) -> dict[str, bool]:
+    """``TrainingArguments``' bf16/fp16 from ``settings.precision``.
+
+    "auto": bf16 on a GPU that has it, fp16 on an older one, fp32 on a CPU, where bf16 was measured to gain
+    little on the tiny model (``make bench``'s bf16 rows); "bf16" asks for it anywhere, the CPU included.
+    """
+    chosen = settings.precision
+    if chosen == "auto":
+        if not torch.cuda.is_available():
+            return {"bf16": False, "fp16": False}
+        chosen = "bf16" if torch.cuda.is_bf16_supported() else "fp16"
+    if chosen == "bf16" and not torch.cuda.is_available() and not cpu_bf16_units():
+        print("precision='bf16': this CPU has no bf16 units (AVX-512 BF16 or AMX), so bf16 is emulated and slower")
+    return {"bf16": chosen == "bf16", "fp16": chosen == "fp16"}
 
 
 def cpu_data_parallel() -> bool:
@@ -53,6 +67,7 @@ def training_arguments(settings: Settings, **changes: Any) -> TrainingArguments:
 
     ``changes`` replace any of them (the benchmark turns evaluation and saving off).
     """
+    mixed = precision(settings)
     arguments = dict(
         output_dir=str(runs.path(settings, "checkpoints")),
         eval_strategy="steps" if settings.streaming else "epoch",  # a stream has no epochs
@@ -67,57 +82,63 @@ def training_arguments(settings: Settings, **changes: Any) -> TrainingArguments:
         weight_decay=settings.weight_decay,
         per_device_train_batch_size=settings.batch_size,
         per_device_eval_batch_size=settings.eval_batch_size,
-        seed=settings.seed,
-        data_seed=settings.seed,
+        seed=process_seed(settings),
+        data_seed=settings.seed,  # the same batches' order on every process: each takes its share
         logging_strategy="steps",
         logging_steps=0.02,  # a fraction of all steps: 50 points on the loss curve
         prediction_loss_only=True,  # evaluation needs the loss only, not logits over the vocabulary
         report_to="none",
         dataloader_pin_memory=torch.cuda.is_available(),
-        use_cpu=cpu_data_parallel(),
+        use_cpu=cpu_data_parallel() or (mixed["bf16"] and not torch.cuda.is_available()),  # CPU autocast needs it
         push_to_hub=False,  # pushed explicitly after the local save, which never depends on the network
         disable_tqdm=not progress.enabled(),
-        **precision(),
+        **mixed,
     )
     return TrainingArguments(**{**arguments, **changes})
 
 
-class MaskedHeadTrainer(Trainer):
-    """``Trainer`` whose loss applies the MLM head only at the masked positions (``helpers.masked_head``).
+UNSUPPORTED_LAUNCHERS = {"ACCELERATE_USE_FSDP": "FSDP", "ACCELERATE_USE_DEEPSPEED": "DeepSpeed"}
 
-    The loss is the standard forward's, to float precision; only where the head runs changes. A model
-    wrapped for data parallelism (torchrun) takes the standard forward, which synchronises its gradients.
-    """
 
-    def __init__(self, *args, **kwargs):
-        super().__init__(*args, **kwargs)
-        self.model_accepts_loss_kwargs = False  # our loss is a per-batch mean, scaled for accumulation by Trainer
-
-    def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
-        if not masked_head.supported(model):
-            return super().compute_loss(model, inputs, return_outputs, num_items_in_batch)
-        loss = masked_head.loss(model, inputs)
-        return (loss, {"loss": loss}) if return_outputs else loss
+def check_launcher() -> None:
+    """Refuse, before any work, the sharded launchers whose saving the course does not do (every rank must gather)."""
+    for variable, name in UNSUPPORTED_LAUNCHERS.items():
+        if os.environ.get(variable, "").lower() in {"1", "true", "yes"}:
+            raise SettingsError(
+                f"{name} is not supported by the course's training ({variable} is set): its checkpoints must be "
+                f"gathered by every process, which the course does not do. Use data parallelism instead: "
+                f"`torchrun --nproc_per_node N -m helpers.train` or `accelerate launch --multi_gpu`"
+            )
 
 
 def make_trainer(settings: Settings, model, tokenizer, train_blocks, eval_masks, **changes: Any) -> Trainer:
     """``Trainer`` over the training blocks (masked afresh each batch) and the fixed evaluation masks.
 
-    With ``settings.masked_head`` (the default) and a BERT- or RoBERTa-style model, the loss runs the
-    head only where the masks are; otherwise it is the model's own forward.
+    With ``settings.masked_head`` (the default) and a BERT- or RoBERTa-family model, the model's own forward
+    runs the head only where the labels are (``masked_head.install``), so Trainer, autocast and DDP all use it.
     """
-    trainer_class = MaskedHeadTrainer if settings.masked_head and masked_head.supported(model) else Trainer
-    trainer = trainer_class(
+    check_launcher()
+    if settings.masked_head:
+        masked_head.install(model)
+    else:
+        masked_head.uninstall(model)
+    trainer = Trainer(
         model=model,
         args=training_arguments(settings, **changes),
         train_dataset=train_blocks,
         eval_dataset=eval_masks,
-        data_collator=TrainEvalCollator(make_collator(tokenizer, settings)),
+        data_collator=TrainEvalCollator(tokenizer, settings, rank=int(os.environ.get("RANK", "0"))),
         processing_class=tokenizer,
     )
     if not progress.enabled():
         trainer.remove_callback(PrinterCallback)  # it prints every log line; the curve shows them better
     return trainer
+
+
+def process_seed(settings: Settings) -> int:
+    """The seed of this process's own random numbers (its dropout): the run's seed plus the process's rank.
+    Its masks come from ``TrainEvalCollator``, seeded by batch and rank. One process: the seed itself."""
+    return settings.seed + int(os.environ.get("RANK", "0"))
 
 
 def training_key(settings: Settings) -> dict[str, Any]:
@@ -149,6 +170,11 @@ def fit(trainer: Trainer, settings: Settings) -> TrainResult:
         checkpoint = last_checkpoint(settings, key, tidy=trainer.is_world_process_zero())
     if checkpoint is not None:
         trainer.args.eval_on_start = False  # the curve already has its starting point
+        if trainer.is_world_process_zero():
+            with_current_names(checkpoint, trainer.model)
+        trainer.accelerator.wait_for_everyone()
+        done = json.loads((checkpoint / "trainer_state.json").read_text())["global_step"]
+        trainer.data_collator.batches = done * trainer.args.gradient_accumulation_steps  # masks go on as they would have
         print(f"resuming the interrupted run from {checkpoint.name}")
     start = time.perf_counter()
     trainer.train(resume_from_checkpoint=str(checkpoint) if checkpoint else None)
@@ -180,6 +206,32 @@ def reuse_finished(trainer: Trainer, settings: Settings, key: dict[str, Any]) ->
     trainer.model.load_state_dict(finished.state_dict())
     print(f"already trained with these settings ({log['steps']} steps): loaded that model; set retrain=True to train again")
     return TrainResult(seconds=log["seconds"], steps=log["steps"], history=log["history"], reused=True)
+
+
+def with_current_names(checkpoint: Path, model) -> None:
+    """Rewrite a checkpoint's weights under the model's own tensor names, so that resuming restores them all.
+
+    ``save_pretrained`` writes a model under the names its checkpoint had (SPLADE-tiny's LayerNorm ``gamma``
+    and ``beta``), which ``from_pretrained`` renames on load; Trainer's resume reads the file by name and would
+    skip those tensors, leaving them at their pretrained values. ``from_pretrained`` reads it right; its state
+    dict, every tensor under the name the model uses, replaces the file in one rename.
+    """
+    from safetensors import safe_open
+
+    weights = checkpoint / "model.safetensors"
+    if not weights.exists():
+        return
+    with safe_open(str(weights), framework="pt") as stored:
+        names = set(stored.keys())
+    if names <= set(model.state_dict()):
+        return
+    from safetensors.torch import save_file
+
+    renamed = type(model).from_pretrained(str(checkpoint)).state_dict()
+    tensors = {name: tensor.detach().clone().contiguous() for name, tensor in renamed.items()}  # tied ones too
+    with tempfile.TemporaryDirectory(dir=checkpoint) as tmp:
+        save_file(tensors, str(Path(tmp) / weights.name), metadata={"format": "pt"})
+        os.replace(Path(tmp) / weights.name, weights)
 
 
 def last_checkpoint(settings: Settings, key: dict[str, Any], tidy: bool = True) -> Path | None:
@@ -273,6 +325,7 @@ def run(settings: Settings, share: bool = True) -> TrainResult:
 
     With ``streaming`` the blocks come straight from the corpus, never all in memory, not from notebooks 01-03.
     """
+    check_launcher()  # before any input is built
     tokenizer = assets.load_tokenizer(settings.model)
     model = assets.load_model(settings.model)
     if settings.streaming:

@@ -51,12 +51,41 @@ def test_the_table_has_a_line_per_row():
     assert len(lines) == 3 and lines[1].endswith("2.0x") and lines[2].endswith("3.0x")
 
 
-def test_masked_head_setting_chooses_the_trainer(model, tokenizer, settings):
+def test_masked_head_setting_chooses_the_models_forward(tokenizer, settings):
     from datasets import Dataset
 
-    from helpers import train
+    from helpers import assets, masked_head, train
 
+    model = assets.load_model(assets.TINY_MODEL)
     rows = Dataset.from_dict({"input_ids": [[101] + [2000] * 30 + [102]] * 4})
-    assert isinstance(train.make_trainer(settings, model, tokenizer, rows, rows), train.MaskedHeadTrainer)
+    train.make_trainer(settings, model, tokenizer, rows, rows)
+    assert masked_head.installed(model)
     standard = config.make_settings("tiny", run_dir=settings.run_dir, masked_head=False)
-    assert type(train.make_trainer(standard, model, tokenizer, rows, rows)) is train.Trainer
+    train.make_trainer(standard, model, tokenizer, rows, rows)
+    assert not masked_head.installed(model)
+
+
+def test_precision_row_trains_both_sides_from_the_same_weights(tokenizer):
+    from helpers import assets
+
+    batches = [bench.random_mlm_batch(len(tokenizer), tokenizer.mask_token_id, rows=4, length=32) for _ in range(3)]
+    row = bench.precision_row("p", "tiny", lambda: assets.load_model(assets.TINY_MODEL), batches, lr=5e-4)
+    assert row.baseline > 0 and row.course > 0 and row.notes["steps"] == 3
+    losses = row.notes["loss_after"]
+    assert abs(losses["baseline"] - losses["course"]) < 0.5  # bf16 rounds, it does not derail three steps
+    assert isinstance(row.notes["bf16_units"], bool) and "threads" in row.notes["machine"]
+
+
+@pytest.mark.slow
+def test_the_torchrun_row_times_both_forwards_on_two_processes():
+    rows = bench.ddp_row()
+    assert len(rows) == 1 and rows[0].notes["seconds_per_step"]["world_size"] == 2
+    assert rows[0].baseline > 0 and rows[0].course > 0
+
+
+def test_the_quality_row_changes_only_the_head_placement(monkeypatch, settings):
+    raced = []
+    monkeypatch.setattr(bench, "race", lambda s, *_: raced.append(s) or (10.0, 5))
+    bench.quality_row(settings, None, None, 1.0)
+    standard, course = raced
+    assert {k for k in standard.as_dict() if standard.as_dict()[k] != course.as_dict()[k]} == {"masked_head"}

@@ -29,3 +29,14 @@ def test_perplexity_is_the_same_at_every_call(model, tokenizer, settings):
     first = evaluate.perplexity(model, masks, batch_size=4)
     assert first == evaluate.perplexity(model, masks, batch_size=4)
     assert first == math.exp(evaluate.mean_loss(model, masks, batch_size=4))
+
+
+def test_a_batch_with_no_masked_token_is_skipped_not_nan_both_ways(model, tokenizer, settings):
+    masks = eval_set(tokenizer, settings)
+    with_empty = masks.to_dict()
+    with_empty["labels"][:4] = [[collate.IGNORE] * 32] * 4  # the first batch of 4 has nothing to score
+    empty_first = Dataset.from_dict(with_empty)
+    for at_masks in (True, False):
+        loss = evaluate.mean_loss(model, empty_first, batch_size=4, head_only_at_masks=at_masks)
+        assert math.isfinite(loss)
+    assert math.isclose(evaluate.mean_loss(model, empty_first, 4, True), evaluate.mean_loss(model, empty_first, 4, False), rel_tol=1e-5)

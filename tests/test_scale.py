@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 
 import pytest
+import torch
 
 from conftest import prepare_run
 from helpers import assets, config, data, preprocess, runs, train
@@ -60,10 +61,31 @@ def test_a_stream_gives_the_blocks_the_in_memory_path_gives(tmp_path, tokenizer)
 
 def test_the_stream_split_is_seeded_and_near_test_size(tmp_path):
     s = config.make_settings("tiny", run_dir=str(tmp_path))
-    held = [i for i in range(10_000) if data.held_out(i, s)]
+    texts = [f"record number {i}" for i in range(10_000)]
+    held = [t for t in texts if data.held_out(t, s)]
     assert abs(len(held) / 10_000 - s.test_size) < 0.02
-    assert held == [i for i in range(10_000) if data.held_out(i, s)]
-    assert held != [i for i in range(10_000) if data.held_out(i, config.make_settings("tiny", run_dir=str(tmp_path), seed=7))]
+    assert held == [t for t in texts if data.held_out(t, s)]
+    assert held != [t for t in texts if data.held_out(t, config.make_settings("tiny", run_dir=str(tmp_path), seed=7))]
+
+
+def test_a_shuffled_stream_of_several_files_splits_disjoint_and_complete(tmp_path):
+    from datasets import Dataset
+
+    folder = tmp_path / "corpus"
+    folder.mkdir()
+    for part in range(4):  # 4 parquet files of 60 records: the stream's shards, which a shuffle reorders
+        rows = [{"text": f"file {part} record {i}: " + " ".join(["word"] * (i % 7 + 1))} for i in range(60)]
+        Dataset.from_list(rows).to_parquet(str(folder / f"part-{part}.parquet"))
+    s = config.make_settings("guide", dataset_name=str(folder), text_field="text", num_examples=None,
+                             run_dir=str(tmp_path / "run"), streaming=True, max_steps=1)
+    stream = data.stream_corpus(s)
+    everything = {r["text"] for r in stream}
+    for seed in (1, 2):  # training reads its part in a shuffled order (files and records), evaluation in file order
+        train_texts = [r["text"] for r in data.stream_split(stream.shuffle(seed=seed, buffer_size=50), s)["train"]]
+        test_texts = [r["text"] for r in data.stream_split(stream, s)["test"]]
+        assert not set(train_texts) & set(test_texts), "a record in both train and test"
+        assert set(train_texts) | set(test_texts) == everything and len(everything) == 240, "a record in neither"
+        assert len(train_texts) + len(test_texts) == 240
 
 
 def test_a_stream_needs_max_steps():
@@ -81,3 +103,28 @@ def test_training_from_a_stream_runs_max_steps_and_saves_the_model(tmp_path):
     assert result.history["eval"][-1]["loss"] < result.history["eval"][0]["loss"]
     assert assets.load_model(str(runs.path(s, "model")))
     assert not runs.path(s, "blocks").exists()  # nothing of notebooks 01-03 was needed or written
+
+
+def first_training_masks(settings, tokenizer, rank: int, monkeypatch) -> torch.Tensor:
+    """The masked positions of the first training batch that process ``rank`` would draw."""
+    from datasets import Dataset
+
+    monkeypatch.setenv("RANK", str(rank))  # WORLD_SIZE stays 1: no process group, only the rank's seed
+    rows = Dataset.from_dict({"input_ids": torch.randint(1000, len(tokenizer), (16, 64), generator=torch.Generator().manual_seed(0)).tolist()})
+    trainer = train.make_trainer(settings, assets.load_model(assets.TINY_MODEL), tokenizer, rows, rows)
+    return next(iter(trainer.get_train_dataloader()))["labels"] != -100
+
+
+def test_each_data_parallel_process_masks_other_positions_and_a_rerun_the_same(settings, tokenizer, monkeypatch):
+    rank0, rank1 = (first_training_masks(settings, tokenizer, r, monkeypatch) for r in (0, 1))
+    assert not torch.equal(rank0, rank1)
+    assert (rank0 & rank1).sum() < 0.5 * rank0.sum()  # about 15% of 15% shared, not all
+    assert torch.equal(first_training_masks(settings, tokenizer, 1, monkeypatch), rank1)
+
+
+@pytest.mark.parametrize("variable, name", [("ACCELERATE_USE_FSDP", "FSDP"), ("ACCELERATE_USE_DEEPSPEED", "DeepSpeed")])
+def test_sharded_launchers_are_refused_before_any_work(settings, tokenizer, monkeypatch, variable, name):
+    monkeypatch.setenv(variable, "true")  # what `accelerate launch --use_fsdp` (or DeepSpeed) sets
+    with pytest.raises(config.SettingsError, match=f"{name} is not supported.*torchrun --nproc_per_node N"):
+        train.run(settings)
+    assert not settings.run_path.exists()

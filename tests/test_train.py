@@ -102,11 +102,16 @@ def test_the_default_repository_is_named_after_the_model_and_the_data(tmp_path):
     assert local.hub_repository == "my-roberta-eli5-copy-mlm"
 
 
-def test_mixed_precision_only_on_a_gpu():
+def test_precision_auto_is_mixed_on_a_gpu_and_fp32_on_a_cpu_and_bf16_when_asked(settings):
     import torch
 
-    chosen = train.precision()
+    chosen = train.precision(settings)
     if torch.cuda.is_available():
         assert sum(chosen.values()) == 1
     else:
         assert chosen == {"bf16": False, "fp16": False}
+    asked = config.make_settings("tiny", run_dir=settings.run_dir, precision="bf16")
+    assert train.precision(asked) == {"bf16": True, "fp16": False}
+    assert train.training_arguments(asked).bf16
+    with pytest.raises(config.SettingsError, match="precision='half': choose one of auto, bf16, fp16, fp32"):
+        config.make_settings("tiny", precision="half")
