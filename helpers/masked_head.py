@@ -110,3 +110,28 @@ def uninstall(model) -> None:
     """Back to the model's own forward (the benchmark compares both)."""
     if "forward" in vars(model):
         del model.forward
+
+
+class HeadCount:
+    """Counts the positions the vocabulary head runs at against those the encoder reads, while attached:
+    how a run shows that the head ran at the masks only (about ``mlm_probability``) or everywhere (1.0)."""
+
+    def __init__(self, model):
+        encoder, head = parts(model)
+        self.head_rows, self.positions = 0, 0
+        self._hooks = [head.register_forward_hook(self._count_head),
+                       encoder.register_forward_pre_hook(self._count_input, with_kwargs=True)]
+
+    def _count_head(self, _module, _args, output: torch.Tensor) -> None:
+        self.head_rows += output.shape[:-1].numel()
+
+    def _count_input(self, _module, args, kwargs) -> None:
+        ids = kwargs.get("input_ids", args[0] if args else None)
+        self.positions += ids.numel() if ids is not None else 0
+
+    def share(self) -> float | None:
+        return self.head_rows / self.positions if self.positions else None
+
+    def remove(self) -> None:
+        for hook in self._hooks:
+            hook.remove()

@@ -153,6 +153,7 @@ class TrainResult:
     history: dict[str, list[dict[str, float]]]
     resumed_from: int | None = None  # the checkpoint's step, when this run resumed an interrupted one
     reused: bool = False  # True when a finished run with the same settings was loaded, not retrained
+    head_share: float | None = None  # the share of positions the vocabulary head ran at (python -m helpers.train)
 
 
 def fit(trainer: Trainer, settings: Settings) -> TrainResult:
@@ -334,7 +335,11 @@ def run(settings: Settings, share: bool = True) -> TrainResult:
         train_blocks = steps.blocks(settings, tokenizer)["train"]
         eval_masks = steps.eval_masks(settings, tokenizer)
     trainer = make_trainer(settings, model, tokenizer, train_blocks, eval_masks)
+    count = masked_head.HeadCount(model) if masked_head.supported(model) else None
     result = fit(trainer, settings)
+    if count is not None:
+        result.head_share = count.share()
+        count.remove()
     if share and trainer.is_world_process_zero():
         push(settings)
     return result
@@ -357,7 +362,8 @@ def main(argv: list[str] | None = None) -> None:
             data.CorpusError, preprocess.BlocksError) as err:
         sys.exit(f"error: {err}")  # the message says what to fix; a traceback would bury it
     rank, world = int(os.environ.get("RANK", 0)), int(os.environ.get("WORLD_SIZE", 1))
-    print(f"process {rank} of {world}: {result.steps} steps in {result.seconds:.1f} s; model in {runs.path(settings, 'model')}")
+    head = f"; the vocabulary head ran at {result.head_share:.1%} of the positions" if result.head_share else ""
+    print(f"process {rank} of {world}: {result.steps} steps in {result.seconds:.1f} s; model in {runs.path(settings, 'model')}{head}")
 
 
 if __name__ == "__main__":

@@ -3,6 +3,7 @@
 import math
 import os
 import random
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -31,6 +32,9 @@ def test_torchrun_trains_on_two_cpu_processes_and_saves_one_model(tmp_path, toke
     steps = math.ceil(math.ceil(n_train / 2) / s.batch_size) * 2
     for rank in (0, 1):
         assert f"process {rank} of 2: {steps} steps" in ran.stdout, ran.stdout[-2000:]
+        # under DDP each process's head ran at the masked positions only: about mlm_probability of them
+        share = float(re.search(rf"process {rank} of 2: .*the vocabulary head ran at ([\d.]+)% of the positions", ran.stdout).group(1))
+        assert 10 < share < 20, share
     log = runs.read_json(s, "train_log.json")
     assert log["steps"] == steps and len(log["history"]["eval"]) == 3  # before training, after each epoch
     assert assets.load_model(str(runs.path(s, "model")))
