@@ -44,6 +44,8 @@ def mean_loss(model, eval_masks: Dataset, batch_size: int = 64, head_only_at_mas
         else:
             total += float(masked_head.standard_forward(model, **batch).loss) * n  # a mean over this batch's masked tokens
         count += n
+    if count == 0:
+        raise ValueError("the evaluation set has no masked token to score: remake it with 03_collate's make_eval_masks")
     return total / count
 
 

@@ -8,7 +8,8 @@ exactly, for a fraction of the work.
 ``install`` puts that path in the model's own ``forward``, so whatever wraps the forward goes through it:
 Trainer's loss, accelerate's autocast (bf16, fp16), DDP under ``torchrun``, ``torch.compile``. Only for the
 families listed in ``FAMILIES``, whose standard forward it reproduces (tests check loss and gradients);
-any other model keeps its own forward. The weights are untouched: the model saves as a standard checkpoint.
+any other model keeps its own forward. The weights are untouched: the model saves as a standard checkpoint
+(with ``save_pretrained``; a model pickled whole with ``torch.save`` would carry the bound forward, so don't).
 """
 
 from __future__ import annotations
@@ -94,11 +95,13 @@ def standard_forward(model, **batch: torch.Tensor) -> MaskedLMOutput:
 def install(model) -> bool:
     """Make ``model.forward`` run the head only at the labelled positions; False (and a line) if not a listed family."""
     if not supported(model):
+        model.accepts_loss_kwargs = False  # its own loss is a per-batch mean: Trainer scales it for accumulation
         family = getattr(getattr(model, "config", None), "model_type", type(model).__name__)
         print(f"the head at the masks is for the {' and '.join(FAMILIES)} families only, not {family}: "
               f"training runs the model's standard forward")
         return False
     model.forward = types.MethodType(_forward_at_masks, model)
+    model.accepts_loss_kwargs = True  # Trainer then passes num_items_in_batch and leaves the scaling to this forward
     return True
 
 
@@ -107,9 +110,10 @@ def installed(model) -> bool:
 
 
 def uninstall(model) -> None:
-    """Back to the model's own forward (the benchmark compares both)."""
+    """Back to the model's own forward, whose loss is a per-batch mean that Trainer must scale itself."""
     if "forward" in vars(model):
         del model.forward
+    model.accepts_loss_kwargs = False
 
 
 class HeadCount:

@@ -52,6 +52,8 @@ def precision(settings: Settings) -> dict[str, bool]:
         if not torch.cuda.is_available():
             return {"bf16": False, "fp16": False}
         chosen = "bf16" if torch.cuda.is_bf16_supported() else "fp16"
+    if chosen == "fp16" and not torch.cuda.is_available():
+        raise SettingsError("precision='fp16' needs a GPU (accelerate has no fp16 autocast on a CPU): use 'bf16' or 'fp32'")
     if chosen == "bf16" and not torch.cuda.is_available() and not cpu_bf16_units():
         print("precision='bf16': this CPU has no bf16 units (AVX-512 BF16 or AMX), so bf16 is emulated and slower")
     return {"bf16": chosen == "bf16", "fp16": chosen == "fp16"}
@@ -130,6 +132,10 @@ def make_trainer(settings: Settings, model, tokenizer, train_blocks, eval_masks,
         data_collator=TrainEvalCollator(tokenizer, settings, rank=int(os.environ.get("RANK", "0"))),
         processing_class=tokenizer,
     )
+    if trainer.args.n_gpu > 1 and masked_head.installed(model):  # one process, several GPUs: nn.DataParallel
+        masked_head.uninstall(model)  # its replicas would call the forward bound to the first GPU's model
+        print(f"one process on {trainer.args.n_gpu} GPUs (nn.DataParallel) runs the standard forward: "
+              f"launch with `torchrun --nproc_per_node {trainer.args.n_gpu} -m helpers.train` for the head at the masks")
     if not progress.enabled():
         trainer.remove_callback(PrinterCallback)  # it prints every log line; the curve shows them better
     return trainer
@@ -174,8 +180,9 @@ def fit(trainer: Trainer, settings: Settings) -> TrainResult:
         if trainer.is_world_process_zero():
             with_current_names(checkpoint, trainer.model)
         trainer.accelerator.wait_for_everyone()
-        done = json.loads((checkpoint / "trainer_state.json").read_text())["global_step"]
-        trainer.data_collator.batches = done * trainer.args.gradient_accumulation_steps  # masks go on as they would have
+        if not isinstance(trainer.train_dataset, IterableDataset):  # a stream replays its skipped batches instead
+            # one batch a step (the course never accumulates gradients): masks go on as they would have
+            trainer.data_collator.batches = json.loads((checkpoint / "trainer_state.json").read_text())["global_step"]
         print(f"resuming the interrupted run from {checkpoint.name}")
     start = time.perf_counter()
     trainer.train(resume_from_checkpoint=str(checkpoint) if checkpoint else None)

@@ -58,11 +58,12 @@ def test_masked_head_setting_chooses_the_models_forward(tokenizer, settings):
 
     model = assets.load_model(assets.TINY_MODEL)
     rows = Dataset.from_dict({"input_ids": [[101] + [2000] * 30 + [102]] * 4})
-    train.make_trainer(settings, model, tokenizer, rows, rows)
-    assert masked_head.installed(model)
+    trainer = train.make_trainer(settings, model, tokenizer, rows, rows)
+    assert masked_head.installed(model) and trainer.model_accepts_loss_kwargs  # it weighs tokens across accumulation
     standard = config.make_settings("tiny", run_dir=settings.run_dir, masked_head=False)
-    train.make_trainer(standard, model, tokenizer, rows, rows)
+    trainer = train.make_trainer(standard, model, tokenizer, rows, rows)
     assert not masked_head.installed(model)
+    assert not trainer.model_accepts_loss_kwargs  # BERT's own per-batch mean: Trainer scales it for accumulation
 
 
 def test_precision_row_trains_both_sides_from_the_same_weights(tokenizer):

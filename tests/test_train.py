@@ -115,3 +115,6 @@ def test_precision_auto_is_mixed_on_a_gpu_and_fp32_on_a_cpu_and_bf16_when_asked(
     assert train.training_arguments(asked).bf16
     with pytest.raises(config.SettingsError, match="precision='half': choose one of auto, bf16, fp16, fp32"):
         config.make_settings("tiny", precision="half")
+    if not torch.cuda.is_available():
+        with pytest.raises(config.SettingsError, match="precision='fp16' needs a GPU"):
+            train.precision(config.make_settings("tiny", run_dir=settings.run_dir, precision="fp16"))
