@@ -4,8 +4,8 @@ A notebook asks for what earlier notebooks make (``splits``, ``blocks``, ``eval_
 model). When the run folder holds it, made with the same settings, it is read; when it is missing or was
 made with other settings, it is built by calling the helpers the earlier notebooks call, and one line says
 what was built, why, and how long it took. A damaged artifact is still refused with the notebook that
-rewrites it. Settings come the same way: what a notebook's parameters cell leaves as ``None`` is taken from
-the run folder's record (what the notebooks before it ran with), else from the profile.
+rewrites it. Settings carry over too: a setting a notebook's parameters cell does not list is taken from the
+run folder's record (what the notebooks before it ran with), else from the profile.
 """
 
 from __future__ import annotations
