@@ -71,8 +71,9 @@ def blocks(s: Settings, tokenizer=None):
     """02_preprocess's blocks of ``block_size`` tokens."""
     def build():
         tok = tokenizer or assets.load_tokenizer(s.model)
-        preprocess.check_block_size(s.block_size, tok, assets.load_config(s.model))  # before any split is built
-        return preprocess.build_blocks(splits(s), tok, s, assets.load_config(s.model))
+        model_config = assets.load_config(s.model)
+        preprocess.check_block_size(s.block_size, tok, model_config)  # before any split is built
+        return preprocess.build_blocks(splits(s), tok, s, model_config)
 
     return _ensure(s, "blocks", build)
 
