@@ -4,6 +4,7 @@
 # make bench     the course's fast paths against the standard ones, side by side (runs/bench.json)
 # make lab       JupyterLab on the notebooks
 # make notebooks re-execute the committed notebooks in place (the outputs you see on GitHub)
+# make exercises measure every notebook's Try it exercise (helpers/try_it.json; about 15 minutes on 2 CPU cores)
 
 PYTHON  ?= python3
 VENV    := .venv
@@ -13,7 +14,7 @@ PROFILE ?=
 PARAMS  ?=
 QUIET   := COURSE_UNATTENDED=1 TQDM_DISABLE=1 HF_DATASETS_DISABLE_PROGRESS_BARS=1 HF_HUB_DISABLE_PROGRESS_BARS=1
 
-.PHONY: setup run-all test unit nbval test-browser rehearse bench lab notebooks clean
+.PHONY: setup run-all test unit nbval test-browser rehearse bench lab notebooks exercises clean
 
 setup: $(SETUP)
 
@@ -61,6 +62,10 @@ lab: $(SETUP)
 notebooks: $(SETUP)
 	rm -rf runs/.notebooks
 	$(QUIET) COURSE_RUNS_DIR=$(CURDIR)/runs/.notebooks $(BIN)/python -m helpers.run_all --output-dir notebooks
+
+# One model trained and scored per exercise, in scratch run folders; the figures land in helpers/try_it.json.
+exercises: $(SETUP)
+	$(QUIET) $(BIN)/python -m helpers.exercises
 
 clean:
 	rm -rf runs .pytest_cache

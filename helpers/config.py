@@ -49,6 +49,7 @@ class Settings:
     push_to_hub: bool
     hub_model_id: str | None  # the Hub repository to push to; None: <model>-<data>-mlm under your account
     fill_mask_text: str  # "{mask}" stands for the tokenizer's own mask token
+    fill_mask_answer: str  # the word expected in the blank: 06 shows where each model ranks it
     top_k: int
     streaming: bool  # read the corpus lazily, for corpora larger than memory (python -m helpers.train)
     max_steps: int | None  # stop after this many steps; a stream has no length, so streaming needs it
@@ -94,6 +95,7 @@ _COMMON: dict[str, Any] = dict(
     push_to_hub=False,
     hub_model_id=None,
     fill_mask_text="The Milky Way is a {mask} galaxy.",
+    fill_mask_answer="spiral",
     top_k=3,
     streaming=False,
     max_steps=None,
@@ -152,7 +154,7 @@ STEP_PARAMETERS: dict[str, tuple[str, ...]] = {
     "04_train": ("learning_rate", "num_train_epochs", "batch_size", "weight_decay", "masked_head", "precision", "max_steps",
                  "retrain", "push_to_hub", "hub_model_id"),
     "05_evaluate": (),
-    "06_infer": ("fill_mask_text", "top_k"),
+    "06_infer": ("fill_mask_text", "fill_mask_answer", "top_k"),
 }
 ONE_OFF = ("retrain", "push_to_hub")  # actions for one run, never carried over to the next notebook
 
@@ -211,6 +213,7 @@ def validate(s: Settings) -> None:
     need(s.precision in PRECISIONS, f"precision={s.precision!r}: choose one of {', '.join(PRECISIONS)}")
     need(s.num_examples is None or s.num_examples >= 2, f"num_examples={s.num_examples}: need at least 2")
     need("{mask}" in s.fill_mask_text, f"fill_mask_text={s.fill_mask_text!r}: write {{mask}} where the mask goes")
+    need(len(s.fill_mask_answer.split()) == 1, f"fill_mask_answer={s.fill_mask_answer!r}: give the one word expected in the blank")
     need(s.source != "hub" or bool(s.dataset_name), 'source="hub" needs dataset_name (a hub id or a local folder)')
     need(s.max_steps is None or s.max_steps >= 1, f"max_steps={s.max_steps}: must be at least 1, or None for whole epochs")
     need(not s.streaming or s.max_steps is not None, "streaming=True needs max_steps: a stream has no length to count epochs by")

@@ -1,15 +1,22 @@
-"""05 evaluate: perplexity on the fixed, pre-masked evaluation set, before and after fine-tuning.
+"""05 evaluate: perplexity and masked-token accuracy on the fixed evaluation masks, against reference points.
 
 Perplexity is ``exp`` of the mean cross-entropy over the masked tokens. The guide takes
 ``exp(trainer.evaluate()["eval_loss"])``: a mean of per-batch means, over masks drawn afresh at
-every call. Here every token counts once and the masks are the same at every call.
+every call. Here every token counts once and the masks are the same at every call. Two reference
+points that need no training put the models' figures in scale: guessing uniformly over the vocabulary,
+and a unigram table of the training tokens, which ignores the context altogether.
 """
 
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass, field
+from pathlib import Path
 
+import evaluate as hf_evaluate  # the library; this module is helpers.evaluate
+import pandas as pd
 import torch
+import torch.nn.functional as F
 from datasets import Dataset
 from torch.utils.data import DataLoader
 from transformers import default_data_collator
@@ -17,38 +24,156 @@ from transformers import default_data_collator
 from . import masked_head, progress
 from .collate import IGNORE
 
+TOP_K = (1, 5)
+
+
+@dataclass(frozen=True)
+class Scores:
+    """One model's figures on the evaluation masks: mean cross-entropy per masked token, and top-k accuracy."""
+
+    loss: float
+    tokens: int
+    accuracy: dict[int, float] = field(default_factory=dict)  # k -> share of masked tokens among the first k guesses
+
+    @property
+    def perplexity(self) -> float:
+        return math.exp(self.loss)
+
 
 def masked_tokens(eval_masks: Dataset) -> int:
     """How many tokens the evaluation scores: those with a label."""
     return int((torch.tensor(eval_masks["labels"]) != IGNORE).sum())
 
 
-@torch.no_grad()
-def mean_loss(model, eval_masks: Dataset, batch_size: int = 64, head_only_at_masks: bool = True) -> float:
-    """Mean cross-entropy per masked token over the whole evaluation set.
+def accuracy_metric() -> hf_evaluate.EvaluationModule:
+    """Top-k accuracy as an ``evaluate`` module, loaded from the installed package: the Hub's scripts are out of reach offline."""
+    return hf_evaluate.load(str(Path(__file__).with_name("top_k_accuracy.py")))
 
-    ``head_only_at_masks`` runs the MLM head at the masked positions only (same figure, less work).
+
+def _add(metric: hf_evaluate.EvaluationModule, logits: torch.Tensor, labels: torch.Tensor, top_k: tuple[int, ...]) -> None:
+    metric.add_batch(predictions=logits.topk(max(top_k), dim=-1).indices.tolist(), references=labels.tolist())
+
+
+def _accuracy(metric: hf_evaluate.EvaluationModule, top_k: tuple[int, ...]) -> dict[int, float]:
+    result = metric.compute(k=top_k)
+    return {k: result[f"top{k}_accuracy"] for k in top_k}
+
+
+@torch.no_grad()
+def score(model, eval_masks: Dataset, batch_size: int = 64, head_only_at_masks: bool = True,
+          top_k: tuple[int, ...] = TOP_K) -> Scores:
+    """Loss and top-k accuracy over every masked token of the evaluation set, in one pass.
+
+    ``head_only_at_masks`` runs the MLM head at the masked positions only (same figures, less work);
+    ``top_k=()`` skips the accuracy.
     """
     fast = head_only_at_masks and masked_head.supported(model)
     model.eval()
     device = next(model.parameters()).device
     loader = DataLoader(eval_masks.with_format("torch"), batch_size=batch_size, collate_fn=default_data_collator)
+    metric = accuracy_metric() if top_k else None
     total, count = 0.0, 0
     for batch in progress.bar(loader, desc="Evaluating"):
         batch = {k: v.to(device) for k, v in batch.items()}
-        n = int((batch["labels"] != IGNORE).sum())
-        if n == 0:
+        labels = batch.pop("labels")
+        picked = labels != IGNORE
+        if not picked.any():
             continue  # no masked token: nothing to score (the model's own mean would be NaN)
         if fast:
-            total += float(masked_head.loss(model, batch, reduction="sum"))
+            logits = masked_head.logits_at(model, batch, picked)
         else:
-            total += float(masked_head.standard_forward(model, **batch).loss) * n  # a mean over this batch's masked tokens
-        count += n
+            logits = masked_head.standard_forward(model, **batch).logits[picked]  # the head at every position
+        total += float(F.cross_entropy(logits.float(), labels[picked], reduction="sum"))
+        count += int(picked.sum())
+        if metric is not None:
+            _add(metric, logits, labels[picked], top_k)
     if count == 0:
         raise ValueError("the evaluation set has no masked token to score: remake it with 03_collate's make_eval_masks")
-    return total / count
+    return Scores(total / count, count, _accuracy(metric, top_k) if metric is not None else {})
+
+
+def mean_loss(model, eval_masks: Dataset, batch_size: int = 64, head_only_at_masks: bool = True) -> float:
+    """Mean cross-entropy per masked token over the whole evaluation set (``score`` without the accuracy)."""
+    return score(model, eval_masks, batch_size, head_only_at_masks, top_k=()).loss
 
 
 def perplexity(model, eval_masks: Dataset, batch_size: int = 64, head_only_at_masks: bool = True) -> float:
     """``exp(mean_loss)``: how many tokens the model is, on average, as unsure between."""
     return math.exp(mean_loss(model, eval_masks, batch_size, head_only_at_masks))
+
+
+def _labels(eval_masks: Dataset) -> torch.Tensor:
+    labels = torch.tensor(eval_masks["labels"])
+    return labels[labels != IGNORE]
+
+
+def unigram(train_blocks: Dataset, tokenizer, vocab_size: int) -> torch.Tensor:
+    """Each token's share of the training blocks, add-one smoothed: the best guess that ignores the context.
+
+    Special tokens are left out of the counts (the collator never picks them).
+    """
+    counts = torch.bincount(torch.tensor(train_blocks["input_ids"]).flatten(), minlength=vocab_size).double()
+    counts[tokenizer.all_special_ids] = 0
+    return (counts + 1) / (counts.sum() + vocab_size)
+
+
+def table_scores(probabilities: torch.Tensor, eval_masks: Dataset, top_k: tuple[int, ...] = TOP_K) -> Scores:
+    """A context-free table's figures on the evaluation masks: it gives every masked token the same guesses."""
+    labels = _labels(eval_masks)
+    loss = float(-probabilities[labels].log().mean())
+    metric = accuracy_metric()
+    guesses = probabilities.topk(max(top_k)).indices.tolist()  # the same for every position
+    metric.add_batch(predictions=[guesses] * len(labels), references=labels.tolist())
+    return Scores(loss, len(labels), _accuracy(metric, top_k))
+
+
+def uniform_scores(vocab_size: int, eval_masks: Dataset, top_k: tuple[int, ...] = TOP_K) -> Scores:
+    """Guessing uniformly over the vocabulary: perplexity is the vocabulary size, top-k accuracy k / size."""
+    return Scores(math.log(vocab_size), masked_tokens(eval_masks), {k: k / vocab_size for k in top_k})
+
+
+def reference_table(scores: dict[str, Scores]) -> pd.DataFrame:
+    """Perplexity and top-k accuracy, one row a model or reference point."""
+    rows = {name: {"perplexity": round(s.perplexity, 1), **{f"top-{k} accuracy": round(a, 3) for k, a in s.accuracy.items()}}
+            for name, s in scores.items()}
+    return pd.DataFrame(rows).T
+
+
+def _against(value: float, reference: float) -> str:
+    """``value`` beside ``reference`` as a ratio in words: "3.0x below" or "1.2x above"."""
+    return f"{reference / value:,.1f}x below" if value < reference else f"{value / reference:,.1f}x above"
+
+
+def reading(scores: dict[str, Scores]) -> str:
+    """Three or four sentences on the figures, written from them (``uniform``, ``unigram``, ``base``, ``fine-tuned``)."""
+    uniform, table, base, tuned = (scores[k] for k in ("uniform", "unigram", "base", "fine-tuned"))
+    v, u, b, t = uniform.perplexity, table.perplexity, base.perplexity, tuned.perplexity
+    if b > u:
+        first = (f"Before fine-tuning, the base model (perplexity {b:,.1f}) does worse than the unigram table ({u:,.1f}), "
+                 f"which knows only how often each token occurs.")
+    else:
+        first = f"Even before fine-tuning, the base model (perplexity {b:,.1f}) beats the unigram table ({u:,.1f}): it reads the context."
+    change = f"{b / t:,.1f}x lower than before" if t < b else "no lower than before"
+    second = f"Fine-tuned, the model scores {t:,.1f}: {change}, and {_against(t, u)} the unigram table."
+    if b > u > t:
+        second += (f" Of that drop, the first {b / u:,.1f}x only brings it level with word counts; the remaining "
+                   f"{u / t:,.1f}x is what it gets from the context.")
+    one, five = min(tuned.accuracy), max(tuned.accuracy)
+    third = (f"The fine-tuned model's first guess is right for {tuned.accuracy[one]:.1%} of the masked tokens (base model "
+             f"{base.accuracy[one]:.1%}, unigram table {table.accuracy[one]:.1%}), and the right token is among its "
+             f"first {five} for {tuned.accuracy[five]:.1%}.")
+    fourth = (f"Guessing uniformly over the vocabulary would score {v:,.0f}, its size: the base model is {_against(b, v)} "
+              f"that, the fine-tuned one {_against(t, v)}.")
+    return " ".join([first, second, third, fourth])
+
+
+def metrics(scores: dict[str, Scores]) -> dict[str, float]:
+    """The figures ``metrics.json`` keeps: perplexity of the unigram table and both models, top-1 and top-5 accuracy."""
+    base, tuned = scores["base"], scores["fine-tuned"]
+    return {
+        "perplexity_before": base.perplexity,
+        "perplexity_after": tuned.perplexity,
+        "perplexity_unigram": scores["unigram"].perplexity,
+        **{f"top{k}_accuracy_before": base.accuracy[k] for k in TOP_K},
+        **{f"top{k}_accuracy_after": tuned.accuracy[k] for k in TOP_K},
+    }

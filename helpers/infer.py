@@ -110,3 +110,141 @@ def side_by_side(results: dict[str, list[dict[str, Any]]]):
     table.index = range(1, len(table) + 1)
     table.index.name = "rank"
     return table
+
+
+# Sentences from the corpus's domain whose blank has one right word (a single token in BERT's and RoBERTa's vocabularies).
+PROBES = (
+    ("The Milky Way is a {mask} galaxy.", "spiral"),
+    ("Water is made of hydrogen and {mask}.", "oxygen"),
+    ("The Earth orbits the {mask}.", "sun"),
+    ("An atom has a nucleus surrounded by {mask}.", "electrons"),
+    ("The heart pumps {mask} through the body.", "blood"),
+    ("The speed of {mask} in a vacuum is a universal constant.", "light"),
+    ("DNA carries the {mask} information of living things.", "genetic"),
+)
+
+
+def answer_id(word: str, tokenizer) -> int:
+    """The single token that spells ``word`` where a blank stands after a space; an error if it takes several."""
+    ids = tokenizer(" " + word, add_special_tokens=False)["input_ids"]
+    if len(ids) != 1:
+        pieces = tokenizer.convert_ids_to_tokens(ids)
+        raise ValueError(f"{word!r} is {len(ids)} tokens for this tokenizer ({' '.join(pieces)}): a blank holds one token")
+    return ids[0]
+
+
+@torch.no_grad()
+def rank_of(text: str, word: str, model, tokenizer) -> tuple[int, float]:
+    """Where ``word`` ranks among the model's guesses for the text's one mask (1: the first guess), and its probability."""
+    check_text(text, tokenizer, top_k=1)
+    model.eval()
+    inputs = tokenizer([text], return_tensors="pt").to(next(model.parameters()).device)
+    at_mask = inputs["input_ids"] == tokenizer.mask_token_id
+    if int(at_mask.sum()) != 1:
+        raise ValueError(f"the text has {int(at_mask.sum())} mask tokens: ranking an answer needs exactly one")
+    probabilities = mask_logits(model, inputs, at_mask)[0].float().softmax(dim=-1)
+    target = answer_id(word, tokenizer)
+    return int((probabilities > probabilities[target]).sum()) + 1, float(probabilities[target])
+
+
+def probe_table(models: dict, tokenizer, probes=PROBES):
+    """Each probe's expected word, its rank under each model (empty where the word is not one token), each model's first guess."""
+    import pandas as pd
+
+    rows = []
+    for template, word in probes:
+        text = with_mask(template, tokenizer)
+        row = {"sentence": template.replace("{mask}", "___"), "expected": word}
+        try:
+            answer_id(word, tokenizer)
+        except ValueError:
+            rows.append(row)  # not one token for this tokenizer: no rank to show
+            continue
+        for name, model in models.items():
+            row[f"rank, {name}"] = rank_of(text, word, model, tokenizer)[0]
+        for name, model in models.items():
+            row[f"first guess, {name}"] = fill_mask(text, model, tokenizer, top_k=1)[0]["token_str"].strip()
+        rows.append(row)
+    table = pd.DataFrame(rows)
+    ranks = [c for c in table.columns if c.startswith("rank, ")]
+    return table.astype({c: "Int64" for c in ranks}).fillna({c: "" for c in table.columns if c.startswith("first guess")})
+
+
+COMMON_WORDS = frozenset("a an and are as at by for from in is it its of on or that the to with".split())
+COPY_NOTE = ("words of a sentence recur near each other in the training text, and a small model with little context "
+             "to go on leans on that")
+
+
+def copied(guess: str, sentence: str) -> bool:
+    """True when ``guess`` is a word of ``sentence`` other than a common one (the, of, and...)."""
+    guess = guess.strip().lower()
+    return guess not in COMMON_WORDS and guess in {w.strip(".,;:") for w in sentence.lower().split()}
+
+
+def probe_reading(table, before: str = "base", after: str = "fine-tuned") -> str:
+    """Two or three sentences on the probe table, built from its figures."""
+    columns = [f"rank, {before}", f"rank, {after}"]
+    if not set(columns) <= set(table.columns) or table.dropna(subset=columns).empty:
+        return "No expected word is a single token for this tokenizer, so no rank can be read."
+    ranked = table.dropna(subset=columns)
+    b, a = ranked[columns[0]].astype(int), ranked[columns[1]].astype(int)
+    n, up, firsts = len(ranked), int((a < b).sum()), int((a == 1).sum())
+    reading = (f"Fine-tuning moved the expected word up for {up} of {n} probes: the median rank went from "
+               f"{b.median():,g} to {a.median():,g}, and {firsts} of {n} {'is' if firsts == 1 else 'are'} now the first guess.")
+    copies = [g for g, sentence in zip(ranked[f"first guess, {after}"], ranked["sentence"]) if copied(g, sentence)]
+    if copies:
+        reading += (f" In {len(copies)} of {n}, the {after} model's first guess repeats a word of the sentence itself "
+                    f"({', '.join(copies)}): {COPY_NOTE}.")
+    return reading
+
+
+def answer_table(text: str, word: str, models: dict, tokenizer):
+    """Where each model ranks the expected ``word`` for the text's mask, and the probability it gives it.
+
+    Empty where ``word`` is several tokens for this tokenizer: a blank holds one token, so it has no rank.
+    """
+    import pandas as pd
+
+    rows = {}
+    try:
+        answer_id(word, tokenizer)
+    except ValueError:
+        rows = {name: {"rank": None, "probability": None} for name in models}
+    else:
+        for name, model in models.items():
+            rank, probability = rank_of(text, word, model, tokenizer)
+            rows[name] = {"rank": rank, "probability": probability}
+    return pd.DataFrame(rows).T.astype({"rank": "Int64", "probability": "Float64"})
+
+
+def ranks(table) -> dict[str, int | None]:
+    """``answer_table``'s ranks as plain numbers (None: no rank), for ``metrics.json``."""
+    import pandas as pd
+
+    return {name: None if pd.isna(rank) else int(rank) for name, rank in table["rank"].items()}
+
+
+def answer_reading(text: str, word: str, table, first_guesses: dict[str, str]) -> str:
+    """A sentence or two on ``answer_table``'s figures, naming a first guess that repeats a word of the text."""
+    names = list(table.index)
+    if table["rank"].isna().all():
+        return (f'"{word}" is several tokens for this tokenizer, so it has no single rank: set fill_mask_answer '
+                f"to a word that is one token.")
+    said = " and ".join(f"{table.loc[n, 'rank']:,} under the {n} model (probability {table.loc[n, 'probability']:.2g})"
+                        for n in names)
+    reading = f'"{word}" ranks {said}.'
+    last, guess = names[-1], first_guesses[names[-1]].strip()
+    if copied(guess, text) and guess.lower() != word.lower():
+        reading += f' The {last} model\'s first guess, "{guess}", repeats a word of the sentence: {COPY_NOTE}.'
+    return reading
+
+
+def moved_up(answer, probes, before: str = "base", after: str = "fine-tuned") -> dict[str, bool | None]:
+    """06's checks: fine-tuning moved the guide's answer up, and the expected word up for most probes (None: no rank)."""
+    first = ranks(answer)
+    columns = [f"rank, {before}", f"rank, {after}"]
+    ranked = probes.dropna(subset=columns) if set(columns) <= set(probes.columns) else probes.iloc[0:0]
+    return {
+        "answer moved up": None if first[after] is None else first[after] < first[before],
+        "most probes moved up": None if ranked.empty else bool((ranked[columns[1]] < ranked[columns[0]]).sum() > len(ranked) / 2),
+    }

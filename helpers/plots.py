@@ -73,18 +73,23 @@ def loss_curves(history: dict[str, list[dict[str, float]]]) -> Figure:
     fig, ax = plt.subplots(figsize=(7, 3.5))
     train, evals = history["train"], history["eval"]
     ax.plot([e["step"] for e in train], [e["loss"] for e in train], label="training loss (fresh masks)")
-    ax.plot([e["step"] for e in evals], [e["loss"] for e in evals], "o-", label="evaluation loss (fixed masks)")
+    # points, not a line: nothing was measured between two evaluations
+    ax.plot([e["step"] for e in evals], [e["loss"] for e in evals], "o", markersize=7, label="evaluation loss (fixed masks)")
     ax.set(xlabel="step", ylabel="cross-entropy per masked token", title="Fine-tuning")
     ax.legend()
     return _done(fig)
 
 
-def perplexities(values: dict[str, float]) -> Figure:
-    """05: perplexity per model on the same evaluation masks (log scale: the drop spans decades)."""
-    fig, ax = plt.subplots(figsize=(5, 3.2))
-    bars = ax.bar(list(values), list(values.values()), color=["#8C8C8C", "#55A868"][: len(values)])
-    ax.bar_label(bars, fmt="%.1f")
-    ax.set(ylabel="perplexity (lower is better)", yscale="log", title="Same masks, before and after")
+REFERENCE_COLOURS = {"uniform": "#C8C8C8", "unigram": "#8C8C8C", "base": "#4C72B0", "fine-tuned": "#55A868"}
+
+
+def reference_points(values: dict[str, float]) -> Figure:
+    """05: perplexity of the reference points and the models on the same masks (log scale: they span decades)."""
+    fig, ax = plt.subplots(figsize=(6, 3.4))
+    bars = ax.bar(list(values), list(values.values()), color=[REFERENCE_COLOURS.get(k, BAR_COLOUR) for k in values])
+    ax.bar_label(bars, labels=[f"{v:,.1f}" for v in values.values()])
+    ax.set(ylabel="perplexity (lower is better)", yscale="log", title="Same masks: reference points and models")
+    ax.margins(y=0.15)
     return _done(fig)
 
 

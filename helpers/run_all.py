@@ -80,9 +80,11 @@ def run_notebook(name: str, parameters: dict[str, Any], output_dir: Path) -> Non
     source = project_root() / "notebooks"
     notebook = nbformat.read(source / f"{name}.ipynb", as_version=4)
     notebook.metadata.pop("widgets", None)  # the last run's widget state (its progress bars): this run saves its own
+    notebook.metadata.pop("papermill", None)  # the last run's record: papermill writes this run's
+    output = output_dir / f"{name}.ipynb"
     papermill.execute_notebook(
         notebook,
-        str(output_dir / f"{name}.ipynb"),
+        str(output),
         parameters=notebook_parameters(name, parameters),
         cwd=str(source),
         kernel_name="python3",
@@ -90,6 +92,10 @@ def run_notebook(name: str, parameters: dict[str, Any], output_dir: Path) -> Non
         kernel_manager_class=quiet_shutdown_kernel_manager(),
         extra_arguments=["--IPKernelApp.log_level=ERROR"],  # not its TCP-transport warning, once a notebook
     )
+    # Handed a notebook object, papermill records the whole of it as ``input_path``: name the file instead.
+    executed = nbformat.read(output, as_version=4)
+    executed.metadata.papermill["input_path"] = f"notebooks/{name}.ipynb"
+    nbformat.write(executed, output)
 
 
 def source_name(settings: Settings) -> str:
@@ -111,7 +117,9 @@ def headline(settings: Settings, output_dir: Path) -> str:
         [
             f"profile {settings.profile}: {settings.model} on {source_name(settings)}",
             f"perplexity on the fixed evaluation masks: {before:.1f} before, {after:.1f} after fine-tuning "
-            f"({before / after:.1f}x lower)",
+            f"({before / after:.1f}x lower; a unigram table of the training tokens: {m['perplexity_unigram']:.1f})",
+            f"masked-token accuracy: top-1 {m['top1_accuracy_before']:.1%} before, {m['top1_accuracy_after']:.1%} after; "
+            f"top-5 {m['top5_accuracy_before']:.1%} before, {m['top5_accuracy_after']:.1%} after",
             f"fill-mask, fine-tuned, {m['fill_mask_text']!r}: {fills}",
             f"training: {m['train_steps']} steps in {m['train_seconds']:.1f} s",
             f"executed notebooks: {output_dir}",

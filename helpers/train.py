@@ -24,7 +24,7 @@ from typing import Any
 
 import torch
 from datasets import Dataset, IterableDataset
-from transformers import PrinterCallback, Trainer, TrainingArguments
+from transformers import PrinterCallback, Trainer, TrainingArguments, set_seed
 
 from . import assets, data, masked_head, preprocess, progress, runs, steps
 from .collate import TrainEvalCollator, make_eval_masks
@@ -184,6 +184,9 @@ def fit(trainer: Trainer, settings: Settings) -> TrainResult:
             # one batch a step (the course never accumulates gradients): masks go on as they would have
             trainer.data_collator.batches = json.loads((checkpoint / "trainer_state.json").read_text())["global_step"]
         print(f"resuming the interrupted run from {checkpoint.name}")
+    # Trainer seeds once, when it is made; seed again so that whatever ran since (a notebook cell, a benchmark's
+    # dropout) leaves training as it would be from a script. A resumed run restores its checkpoint's RNG instead.
+    set_seed(trainer.args.seed)
     start = time.perf_counter()
     trainer.train(resume_from_checkpoint=str(checkpoint) if checkpoint else None)
     seconds = time.perf_counter() - start
@@ -282,6 +285,19 @@ def loss_history(log_history: list[dict[str, Any]]) -> dict[str, list[dict[str, 
     train = [{"step": e["step"], "epoch": e["epoch"], "loss": e["loss"]} for e in log_history if "loss" in e]
     evals = [{"step": e["step"], "epoch": e["epoch"], "loss": e["eval_loss"]} for e in log_history if "eval_loss" in e]
     return {"train": train, "eval": evals}
+
+
+def curve_reading(history: dict[str, list[dict[str, float]]]) -> str:
+    """The last evaluation loss against the last training loss, in a sentence (04's loss curves)."""
+    train, evals = history["train"], history["eval"]
+    if not train or not evals:
+        return "no loss was logged: the run was too short for a training point and an evaluation"
+    t, e = train[-1]["loss"], evals[-1]["loss"]
+    where = "below" if e < t else "above"
+    first = evals[0]
+    start = "before any step" if first["step"] == 0 else f"at step {first['step']:.0f}"
+    return (f"last evaluation loss {e:.3f} (step {evals[-1]['step']:.0f}), {where} the last training loss {t:.3f} "
+            f"(step {train[-1]['step']:.0f}); the first evaluation, {start}, was {first['loss']:.3f}")
 
 
 def push(settings: Settings, api=None) -> str | None:

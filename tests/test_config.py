@@ -46,6 +46,7 @@ def test_unknown_parameter_lists_the_valid_names():
         ("batch_size", 0, "at least 1"),
         ("top_k", 0, "at least 1"),
         ("fill_mask_text", "no blank here", "{mask}"),
+        ("fill_mask_answer", "spiral arms", "the one word"),
     ],
 )
 def test_out_of_range_settings_name_the_problem(name, value, words):

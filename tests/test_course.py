@@ -85,6 +85,53 @@ def test_committed_notebooks_carry_outputs_and_no_errors(path):
     assert not [o for o in outputs if o.get("name") == "stderr"], "stderr noise in committed outputs"
 
 
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
+def test_papermill_records_the_notebook_file_not_a_copy_of_the_notebook(path):
+    papermill = json.loads(path.read_text())["metadata"]["papermill"]
+    assert papermill["input_path"] == f"notebooks/{path.name}"  # a notebook object here nested every earlier run
+
+
+def sections(path) -> list[str]:
+    """The notebook's second-level headings, in order."""
+    return [line for c in cells(path) if c["cell_type"] == "markdown" for line in "".join(c["source"]).splitlines()
+            if line.startswith("## ")]
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
+def test_each_notebook_ends_with_its_exercises_after_any_speed_measurements(path):
+    heads = sections(path)
+    assert heads[-1] == "## Try it"
+    last = "".join(cells(path)[-1]["source"])
+    assert f'exercises.show("{path.stem}")' in last
+    code = ["".join(c["source"]) for c in cells(path) if c["cell_type"] == "code"]
+    timed = [i for i, c in enumerate(code) if "bench." in c]
+    if timed:  # the story first: every measurement of speed sits in the closing "Going faster" section
+        assert heads[-2].startswith("## Going faster")
+        going = next(i for i, c in enumerate(cells(path)) if "".join(c["source"]).startswith("## Going faster"))
+        bench_cells = [i for i, c in enumerate(cells(path)) if c["cell_type"] == "code" and "bench." in "".join(c["source"])]
+        assert min(bench_cells) > going
+
+
+@pytest.mark.parametrize("name, shown", [("02_preprocess", "preprocess.group_texts"), ("03_collate", "collate.make_collator"),
+                                         ("04_train", "loss_at_masks")])
+def test_the_code_that_is_the_lesson_is_shown_from_the_helpers(name, shown):
+    code = ["".join(c["source"]) for c in cells(ROOT / "notebooks" / f"{name}.ipynb") if c["cell_type"] == "code"]
+    assert any("show.source(" in c and shown in c for c in code)
+
+
+def test_notebook_06_fills_the_mask_by_hand_step_by_step():
+    code = ["".join(c["source"]) for c in cells(ROOT / "notebooks" / "06_infer.ipynb") if c["cell_type"] == "code"]
+    for step in ("tokenizer(text", "torch.where(", ".logits", "torch.topk(", "tokenizer.decode("):
+        assert any(step in c for c in code), step
+
+
+def test_evaluate_is_a_dependency_the_package_uses():
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    assert any(d.startswith("evaluate") for d in project["dependencies"])
+    assert "import evaluate" in (ROOT / "helpers" / "evaluate.py").read_text()
+    assert "try_it.json" in tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]["package-data"]["helpers"]
+
+
 def test_environment_yml_lists_the_same_dependencies_as_pyproject():
     project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
     wanted = project["dependencies"] + project["optional-dependencies"]["dev"]

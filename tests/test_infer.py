@@ -51,3 +51,81 @@ def test_side_by_side_has_a_column_pair_per_model(model, tokenizer):
     table = infer.side_by_side({"base": rows, "again": rows})
     assert list(table.columns) == [("base", "token"), ("base", "score"), ("again", "token"), ("again", "score")]
     assert list(table.index) == [1, 2, 3]
+
+
+def test_rank_one_is_the_first_guess_with_its_probability(model, tokenizer):
+    text = infer.with_mask("The Milky Way is a {mask} galaxy.", tokenizer)
+    top = infer.fill_mask(text, model, tokenizer, top_k=3)
+    for place, guess in enumerate(top, start=1):
+        rank, probability = infer.rank_of(text, guess["token_str"], model, tokenizer)
+        assert rank == place and probability == pytest.approx(guess["score"], abs=1e-6)
+
+
+def test_an_answer_of_several_tokens_is_named_and_refused(tokenizer):
+    with pytest.raises(ValueError, match="'photosynthesis' is 3 tokens for this tokenizer"):
+        infer.answer_id("photosynthesis", tokenizer)
+
+
+def test_ranking_needs_exactly_one_mask(model, tokenizer):
+    with pytest.raises(ValueError, match="has 2 mask tokens"):
+        infer.rank_of("a [MASK] and a [MASK]", "star", model, tokenizer)
+
+
+def test_the_probe_table_ranks_each_answer_under_each_model(model, tokenizer):
+    probes = (("The Earth orbits the {mask}.", "sun"), ("Plants make food by {mask}.", "photosynthesis"))
+    table = infer.probe_table({"base": model, "again": model}, tokenizer, probes)
+    assert list(table["expected"]) == ["sun", "photosynthesis"]
+    assert table.loc[0, "rank, base"] == table.loc[0, "rank, again"] >= 1
+    assert table["rank, base"].isna().tolist() == [False, True]  # several tokens: no rank
+
+
+def test_the_probe_reading_counts_what_moved_and_names_copied_words():
+    import pandas as pd
+
+    table = pd.DataFrame({"sentence": ["The Earth orbits the ___.", "Water is hydrogen and ___.", "Light is a ___."],
+                          "expected": ["sun", "oxygen", "wave"], "rank, base": [100, 700, 9], "rank, fine-tuned": [1, 12, 20],
+                          "first guess, base": ["a", "b", "c"], "first guess, fine-tuned": ["sun", "hydrogen", "a"]})
+    reading = infer.probe_reading(table)
+    assert "up for 2 of 3 probes" in reading and "from 100 to 12" in reading and "1 of 3 is now the first guess" in reading
+    assert "(hydrogen)" in reading  # "a" is in "Light is a ___." too, but too common to count as a copy
+    two = infer.probe_reading(table.iloc[:2])
+    assert "from 400 to 6.5" in two
+
+
+def test_the_probe_reading_says_so_when_no_answer_is_one_token(model, tokenizer):
+    table = infer.probe_table({"base": model, "fine-tuned": model}, tokenizer, (("Plants make food by {mask}.", "photosynthesis"),))
+    assert "No expected word is a single token" in infer.probe_reading(table)
+
+
+def test_the_answer_reading_notices_a_first_guess_that_repeats_the_sentence():
+    import pandas as pd
+
+    ranks = pd.DataFrame({"rank": [1048, 2], "probability": [0.0002, 0.0672]}, index=["base", "fine-tuned"])
+    reading = infer.answer_reading("The Milky Way is a [MASK] galaxy.", "spiral", ranks, {"base": "mountains", "fine-tuned": "galaxy"})
+    assert '"spiral" ranks 1,048 under the base model (probability 0.0002)' in reading
+    assert "2 under the fine-tuned model (probability 0.067)" in reading
+    assert 'first guess, "galaxy", repeats a word of the sentence' in reading
+    assert "repeats" not in infer.answer_reading("The Milky Way is a [MASK] galaxy.", "spiral", ranks,
+                                                 {"base": "x", "fine-tuned": "a"})  # too common to count
+
+
+def test_an_answer_of_several_tokens_gets_no_rank_and_a_reading_that_says_why(model, tokenizer):
+    text = infer.with_mask("Plants make food by {mask}.", tokenizer)
+    table = infer.answer_table(text, "photosynthesis", {"base": model}, tokenizer)
+    assert infer.ranks(table) == {"base": None}
+    assert "several tokens for this tokenizer" in infer.answer_reading(text, "photosynthesis", table, {"base": "x"})
+    table = infer.answer_table(infer.with_mask(TEXT, tokenizer), "spiral", {"base": model}, tokenizer)
+    assert isinstance(infer.ranks(table)["base"], int)
+
+
+def test_moved_up_checks_the_answer_and_most_probes_and_says_none_without_ranks():
+    import pandas as pd
+
+    answer = pd.DataFrame({"rank": pd.array([1048, 2], dtype="Int64")}, index=["base", "fine-tuned"])
+    probes = pd.DataFrame({"rank, base": pd.array([100, 700, 5, None], dtype="Int64"),
+                           "rank, fine-tuned": pd.array([1, 12, 9, None], dtype="Int64")})
+    assert infer.moved_up(answer, probes) == {"answer moved up": True, "most probes moved up": True}
+    probes.loc[1, "rank, fine-tuned"] = 800
+    assert infer.moved_up(answer, probes)["most probes moved up"] is False  # 1 of 3
+    none = pd.DataFrame({"rank": pd.array([None, None], dtype="Int64")}, index=["base", "fine-tuned"])
+    assert infer.moved_up(none, pd.DataFrame({"sentence": ["x"]})) == {"answer moved up": None, "most probes moved up": None}

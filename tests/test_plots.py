@@ -31,9 +31,20 @@ def test_top_k_draws_a_bar_per_answer(model, tokenizer):
     assert [len(ax.patches) for ax in fig.axes] == [4, 4]
 
 
-def test_perplexities_label_each_bar():
-    fig = plots.perplexities({"base": 3524.5, "fine-tuned": 49.9})
-    assert [t.get_text() for t in fig.axes[0].texts] == ["3524.5", "49.9"]
+def test_reference_points_label_each_bar_on_a_log_scale():
+    fig = plots.reference_points({"uniform": 30522.0, "unigram": 1185.6, "base": 3524.5, "fine-tuned": 49.9})
+    ax = fig.axes[0]
+    assert [t.get_text() for t in ax.texts] == ["30,522.0", "1,185.6", "3,524.5", "49.9"]
+    assert ax.get_yscale() == "log" and len(ax.patches) == 4
+
+
+def test_evaluation_losses_are_points_not_a_line():
+    history = {"train": [{"step": s, "loss": 5 - s / 10} for s in range(1, 9)],
+               "eval": [{"step": 0, "loss": 8.0}, {"step": 4, "loss": 4.5}, {"step": 8, "loss": 4.2}]}
+    train_line, eval_points = plots.loss_curves(history).axes[0].lines
+    assert train_line.get_linestyle() == "-"
+    assert eval_points.get_linestyle() == "None" and eval_points.get_marker() == "o"
+    assert list(eval_points.get_xdata()) == [0, 4, 8]
 
 
 @pytest.fixture

@@ -60,6 +60,9 @@ def test_the_six_notebooks_run_the_guide_profile_on_the_stand_ins(tmp_path, stan
     metrics = runs.read_metrics(s)
     assert "<mask>" in metrics["fill_mask_text"] and len(metrics["fill_mask"]) == 3
     assert metrics["perplexity_before"] > 0 and metrics["perplexity_after"] > 0
+    assert metrics["perplexity_unigram"] > 0  # RoBERTa's special tokens left out of the counts
+    assert all(0 <= metrics[f"top{k}_accuracy_{when}"] <= 1 for k in (1, 5) for when in ("before", "after"))
+    assert set(metrics["fill_mask_answer_rank"]) == {"base", "fine-tuned"}
     assert f"on the local folder {standins['dataset_name']}" in run_all.headline(s, tmp_path)
     assert sorted(p.name for p in (s.run_path / "notebooks").glob("*.ipynb")) == [f"{n}.ipynb" for n in run_all.NOTEBOOKS]
 

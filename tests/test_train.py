@@ -118,3 +118,28 @@ def test_precision_auto_is_mixed_on_a_gpu_and_fp32_on_a_cpu_and_bf16_when_asked(
     if not torch.cuda.is_available():
         with pytest.raises(config.SettingsError, match="precision='fp16' needs a GPU"):
             train.precision(config.make_settings("tiny", run_dir=settings.run_dir, precision="fp16"))
+
+@pytest.mark.slow
+def test_training_is_the_same_whatever_drew_random_numbers_before_it(tmp_path, tokenizer):
+    """04 used to time a training step (dropout draws) between making the trainer and training: the model differed."""
+    import torch
+
+    from conftest import prepare_run
+
+    weights = []
+    for name, draw in (("plain", False), ("after_draws", True)):
+        s = prepare_run(tmp_path / name, tokenizer, max_steps=3)
+        trainer = train.make_trainer(s, assets.load_model(s.model), tokenizer, runs.load_dataset(s, "blocks")["train"],
+                                     runs.load_dataset(s, "eval_masks"))
+        if draw:
+            torch.rand(1000)
+        train.fit(trainer, s)
+        weights.append(runs.load_model(s).state_dict())
+    assert all(torch.equal(weights[0][k], weights[1][k]) for k in weights[0])
+
+
+def test_the_curve_reading_compares_the_last_points():
+    history = {"train": [{"step": 10, "loss": 4.5}, {"step": 20, "loss": 4.2}],
+               "eval": [{"step": 0, "loss": 8.167}, {"step": 20, "loss": 3.911}]}
+    assert train.curve_reading(history) == ("last evaluation loss 3.911 (step 20), below the last training loss 4.200 "
+                                            "(step 20); the first evaluation, before any step, was 8.167")

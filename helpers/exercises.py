@@ -1,0 +1,234 @@
+"""The ``## Try it`` section at the end of every notebook: changes to make, and what each one measured.
+
+Every expectation is measured, never guessed: ``python -m helpers.exercises`` (``make exercises``) trains
+and scores one model per parameter change on the tiny profile, with the notebooks' own helpers, and writes
+the figures to ``try_it.json`` beside this module. Each notebook's section renders from that file.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from . import assets, bench, collate, config, evaluate, infer, preprocess, runs, steps, train
+from .show import Markdown, markdown
+from .config import make_settings
+
+MEASURED = Path(__file__).with_name("try_it.json")
+PROFILE = "tiny"
+
+# One trained and scored model per entry: its parameter changes from the tiny profile.
+RUNS: dict[str, dict[str, Any]] = {
+    "baseline": {},
+    "seed": {"seed": 1},
+    "block_size": {"block_size": 64},
+    "mlm_probability": {"mlm_probability": 0.3},
+    "one_epoch": {"num_train_epochs": 1},
+    "guide_lr": {"learning_rate": 2e-5},
+    "standard_head": {"masked_head": False},
+}
+
+
+@dataclass(frozen=True)
+class Exercise:
+    notebook: str
+    title: str
+    change: str  # the exact parameter or command
+    expect: str  # what to look at; {b[...]} is the baseline run's figures, {r[...]} this run's, {x[...]} the extras
+    run: str | None = None  # the entry of RUNS this exercise trains; None: measured by ``extras`` alone
+
+
+def _run_all(params: str) -> str:
+    return f'`make run-all PARAMS="{params}"`'
+
+
+EXERCISES: tuple[Exercise, ...] = (
+    Exercise("01_load", "Another seed", f"{_run_all('-p seed 1')}, or `seed = 1` in the parameters cell",
+             "Another split, other masks, another order of batches. The fine-tuned model's perplexity came out "
+             "{r[perplexity_after]:.1f}, against {b[perplexity_after]:.1f} with seed 42, and its top-1 accuracy "
+             "{r[top1_after]:.1%} against {b[top1_after]:.1%}: a difference of that size between two runs is noise, "
+             "not progress.", run="seed"),
+    Exercise("01_load", "Your own text", f"{_run_all('-p source my_notes.txt')} (one document a line; or a .jsonl "
+             "file with a `text` field)",
+             "Notebook 01 then counts your records and words, and every figure after it is about your text. A corpus "
+             "much smaller than this one ({b[train_blocks]:,} training blocks of 128 tokens) gives few steps and a noisy "
+             "perplexity; compare with `seed` changed, as above, before trusting a difference."),
+    Exercise("02_preprocess", "Shorter blocks", f"{_run_all('-p block_size 64')}, or `block_size = 64` here",
+             "Twice as many blocks, each with half the context: {r[train_blocks]:,} training blocks against "
+             "{b[train_blocks]:,}. On its own evaluation masks the fine-tuned model's perplexity came out "
+             "{r[perplexity_after]:.1f} (128-token blocks: {b[perplexity_after]:.1f}), and training took "
+             "{r[train_steps]} steps against {b[train_steps]}.", run="block_size"),
+    Exercise("02_preprocess", "A block longer than the model reads", "`block_size = 600` here",
+             "Refused before anything is built or written, with the model's limit in the message: "
+             "*{x[block_600_error]}*"),
+    Exercise("03_collate", "Mask twice as much", f"{_run_all('-p mlm_probability 0.3')}, or `mlm_probability = 0.3` here",
+             "The rates table shows {r[picked]:.1%} of the tokens picked (80/10/10 unchanged). Each masked token now "
+             "has less context to go on: on these 30% masks the fine-tuned model's perplexity came out "
+             "{r[perplexity_after]:.1f}, against {b[perplexity_after]:.1f} for the 15% model on 15% masks.",
+             run="mlm_probability"),
+    Exercise("03_collate", "Fresh masks differ", "In a new cell, mask the test blocks with another seed: `import dataclasses`, "
+             "then `other = collate.make_eval_masks(blocks[\"test\"], tokenizer, dataclasses.replace(settings, seed=1))`, "
+             "and compare `other[\"labels\"]` with `eval_masks[\"labels\"]`",
+             "Masks drawn with another seed share only {x[mask_overlap]:.1%} of their picked positions with these, "
+             "about the 15% that chance gives: this is why each training batch, masked afresh, is a new task, while "
+             "the fixed evaluation masks are the same task every time."),
+    Exercise("04_train", "The guide's learning rate", f"{_run_all('-p learning_rate 2e-5')}, or `learning_rate = 2e-5` here",
+             "The guide's 2e-5 suits DistilRoBERTa's 82M parameters and an intact head. Here it left the perplexity at "
+             "{r[perplexity_after]:.1f} after {r[train_steps]} steps, against {b[perplexity_after]:.1f} at 5e-4: a tiny "
+             "model whose head must be re-learned needs the larger step.", run="guide_lr"),
+    Exercise("04_train", "The head at every position", f"{_run_all('-p masked_head False')}, or `masked_head = False` here",
+             "The standard forward: training took {r[train_seconds]:.0f} s against {b[train_seconds]:.0f} s with the "
+             "head at the masks ({x[standard_head_ratio]:.1f}x longer, on {x[machine]}), for a perplexity of "
+             "{r[perplexity_after]:.1f} against {b[perplexity_after]:.1f}: the same training, computed a slower way.",
+             run="standard_head"),
+    Exercise("05_evaluate", "One epoch instead of three", f"{_run_all('-p num_train_epochs 1')}",
+             "Perplexity {r[perplexity_after]:.1f} and top-1 accuracy {r[top1_after]:.1%} after one epoch, against "
+             "{b[perplexity_after]:.1f} and {b[top1_after]:.1%} after three: most of the gain comes in the first epoch, "
+             "as 04's loss curve shows.", run="one_epoch"),
+    Exercise("05_evaluate", "A harder test for the same model", "In a new cell: `import dataclasses`, "
+             "`from helpers import collate`, then `harder = collate.make_eval_masks(blocks[\"test\"], tokenizer, "
+             "dataclasses.replace(settings, mlm_probability=0.3))` and `evaluate.score(finetuned, harder).perplexity`",
+             "The same fine-tuned model, {b[perplexity_after]:.1f} on 15% masks, scores {x[baseline_on_30]:.1f} on 30% "
+             "masks of the same test blocks: each hidden token has less context around it. Perplexity depends on the "
+             "task as much as on the model, so compare models only on the same masks."),
+    Exercise("06_infer", "Another sentence", "`fill_mask_text = \"Water is made of hydrogen and {mask}.\"` and "
+             "`fill_mask_answer = \"oxygen\"` here",
+             "The fine-tuned model's first three guesses: {x[water_top3]}; \"oxygen\" ranks {x[water_rank]} "
+             "(base model: {x[water_rank_base]:,})."),
+    Exercise("06_infer", "See further down the list", "`top_k = 10` here",
+             "Ten guesses a model. The base model ranks \"spiral\" at {x[spiral_rank_base]:,}, so no list short enough "
+             "to read shows it; the fine-tuned model ranks it at {x[spiral_rank]:,}."),
+)
+
+
+def notebooks() -> list[str]:
+    """The six notebooks, in order."""
+    return list(config.STEP_PARAMETERS)
+
+
+def figures(settings: config.Settings, result: train.TrainResult) -> dict[str, Any]:
+    """What the notebooks show for one run: perplexity and accuracy before and after, blocks, masking, time."""
+    tokenizer = assets.load_tokenizer(settings.model)
+    blocks = steps.blocks(settings, tokenizer)
+    eval_masks = steps.eval_masks(settings, tokenizer)
+    before = evaluate.score(assets.load_model(settings.model), eval_masks, settings.eval_batch_size)
+    after = evaluate.score(runs.load_model(settings), eval_masks, settings.eval_batch_size)
+    return {
+        "perplexity_before": before.perplexity, "perplexity_after": after.perplexity,
+        "top1_after": after.accuracy[1], "top5_after": after.accuracy[5],
+        "train_blocks": len(blocks["train"]), "train_steps": result.steps, "train_seconds": result.seconds,
+        "picked": collate.measure(blocks["test"], eval_masks, tokenizer)["picked"],
+    }
+
+
+def measure_runs(root: Path, names: list[str], overrides: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    """Train and score one model per named entry of ``RUNS``, each in its own run folder under ``root``."""
+    measured = {}
+    for name in names:
+        settings = make_settings(PROFILE, **{**RUNS[name], **overrides, "run_dir": str(root / name)})
+        print(f"[{name}] {RUNS[name] or 'the tiny profile as it is'}", flush=True)
+        start = time.perf_counter()
+        measured[name] = figures(settings, train.run(settings, share=False))
+        print(f"[{name}] perplexity {measured[name]['perplexity_after']:.1f} ({time.perf_counter() - start:.0f} s)", flush=True)
+    return measured
+
+
+def extras(root: Path, measured: dict[str, dict[str, Any]], overrides: dict[str, Any]) -> dict[str, Any]:
+    """The figures that need no training of their own: an error, a mask overlap, fill-mask and ranks."""
+    base_settings = make_settings(PROFILE, **{**overrides, "run_dir": str(root / "baseline")})
+    tokenizer = assets.load_tokenizer(base_settings.model)
+    try:
+        preprocess.check_block_size(600, tokenizer, assets.load_config(base_settings.model))
+        block_600_error = "(no error: this model reads 600 tokens)"
+    except config.SettingsError as err:
+        block_600_error = str(err)
+    test_blocks = steps.blocks(base_settings, tokenizer)["test"]
+    masks = steps.eval_masks(base_settings, tokenizer)
+    other = collate.make_eval_masks(test_blocks, tokenizer, dataclasses.replace(base_settings, seed=1))
+    picked = [label != collate.IGNORE for row in masks["labels"] for label in row]
+    picked_other = [label != collate.IGNORE for row in other["labels"] for label in row]
+    both = sum(a and b for a, b in zip(picked, picked_other))
+    finetuned = runs.load_model(base_settings)
+    base = assets.load_model(base_settings.model)
+    water = infer.with_mask("Water is made of hydrogen and {mask}.", tokenizer)
+    spiral = infer.with_mask(base_settings.fill_mask_text, tokenizer)
+    found = {
+        "block_600_error": block_600_error,
+        "mask_overlap": both / sum(picked),
+        "baseline_on_30": evaluate.score(finetuned, collate.make_eval_masks(
+            test_blocks, tokenizer, dataclasses.replace(base_settings, mlm_probability=0.3)), top_k=()).perplexity,
+        "water_top3": ", ".join(f"{r['token_str'].strip()} ({r['score']:.3f})" for r in infer.fill_mask(water, finetuned, tokenizer, 3)),
+        "water_rank": infer.rank_of(water, "oxygen", finetuned, tokenizer)[0],
+        "water_rank_base": infer.rank_of(water, "oxygen", base, tokenizer)[0],
+        "spiral_rank": infer.rank_of(spiral, base_settings.fill_mask_answer, finetuned, tokenizer)[0],
+        "spiral_rank_base": infer.rank_of(spiral, base_settings.fill_mask_answer, base, tokenizer)[0],
+        "machine": bench.machine(),
+    }
+    if "standard_head" in measured:
+        found["standard_head_ratio"] = measured["standard_head"]["train_seconds"] / measured["baseline"]["train_seconds"]
+    return found
+
+
+def measure(root: Path, overrides: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Every exercise's figures: all of ``RUNS`` trained and scored, then the extras."""
+    overrides = overrides or {}
+    measured = measure_runs(root, list(RUNS), overrides)
+    return {"profile": PROFILE, "overrides": overrides, "machine": bench.machine(), "date": time.strftime("%Y-%m-%d"),
+            "runs": measured, "extras": extras(root, measured, overrides)}
+
+
+def read(path: Path = MEASURED) -> dict[str, Any] | None:
+    """The measured figures, or None before the first `make exercises`."""
+    return json.loads(path.read_text()) if path.exists() else None
+
+
+def expectation(exercise: Exercise, measured: dict[str, Any] | None) -> str:
+    """The exercise's expectation with its measured figures; says so when they are not measured yet."""
+    try:
+        runs_ = measured["runs"]
+        return exercise.expect.format(b=runs_["baseline"], r=runs_.get(exercise.run, {}), x=measured["extras"])
+    except (KeyError, TypeError):
+        return "(not measured yet: run `make exercises`)"
+
+
+def section(notebook: str, measured: dict[str, Any] | None) -> str:
+    """The markdown of one notebook's Try it list."""
+    items = [f"{i}. **{e.title}.** {e.change}. {expectation(e, measured)}"
+             for i, e in enumerate((e for e in EXERCISES if e.notebook == notebook), start=1)]
+    if measured:
+        changed = "".join(f", {k}={v}" for k, v in measured["overrides"].items())
+        items.append(f"\n*Measured by `make exercises` on the {measured['profile']} profile{changed}, {measured['machine']}, "
+                     f"{measured['date']}; your figures will differ a little on another machine.*")
+    return "\n".join(items)
+
+
+def show(notebook: str) -> Markdown:
+    """This notebook's exercises, rendered in the notebook."""
+    return markdown(section(notebook, read()))
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Measure every exercise in scratch run folders and write the figures (``make exercises``)."""
+    parser = argparse.ArgumentParser(description="Measure every Try it exercise and write helpers/try_it.json.")
+    parser.add_argument("--out", type=Path, default=MEASURED, help="where the figures go")
+    parser.add_argument("-p", nargs=2, action="append", default=[], metavar=("NAME", "VALUE"),
+                        help="a setting changed in every run (a quick rehearsal: -p num_examples 300 -p max_steps 3)")
+    args = parser.parse_args(argv)
+    overrides = {name: config.parse_value(value) for name, value in args.p}
+    with tempfile.TemporaryDirectory(prefix="try_it-") as scratch:
+        measured = measure(Path(scratch), overrides)
+    runs.write_json(args.out, measured)
+    for notebook in notebooks():
+        print(f"\n## {notebook}\n{section(notebook, measured)}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

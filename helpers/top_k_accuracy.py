@@ -1,0 +1,43 @@
+"""An ``evaluate`` module: top-k accuracy of ranked guesses, for the masked-token accuracy of 05 evaluate.
+
+The Hub's ``accuracy`` metric compares one prediction per item and is a script on the Hub, out of reach
+offline; this module takes each item's ranked guesses and ships with the course, so ``evaluate.load``
+reads it from the installed package (``helpers.evaluate.accuracy_metric``) with no network.
+"""
+
+import datasets
+import evaluate
+
+_DESCRIPTION = "The share of items whose reference is among the first k of its ranked predictions, for each k."
+_INPUTS = """
+Args:
+    predictions (list of list of int): each item's guesses, likeliest first (at least max(k) of them).
+    references (list of int): each item's true id.
+    k (tuple of int): the cut-offs, default (1, 5).
+Returns:
+    top{k}_accuracy (float) for each k: 1.0 when every reference is among its first k guesses.
+Example:
+    >>> metric.compute(predictions=[[3, 7], [5, 2]], references=[7, 5], k=(1, 2))
+    {'top1_accuracy': 0.5, 'top2_accuracy': 1.0}
+"""
+
+
+class TopKAccuracy(evaluate.Metric):
+    def _info(self) -> evaluate.MetricInfo:
+        return evaluate.MetricInfo(
+            description=_DESCRIPTION,
+            citation="",
+            inputs_description=_INPUTS,
+            features=datasets.Features(
+                {"predictions": datasets.Sequence(datasets.Value("int64")), "references": datasets.Value("int64")}
+            ),
+        )
+
+    def _compute(self, predictions, references, k=(1, 5)):
+        if not references or len(predictions) != len(references):
+            raise ValueError(f"top-k accuracy needs one list of guesses per reference: got {len(predictions)} lists "
+                             f"for {len(references)} references")
+        short = min(len(p) for p in predictions)
+        if short < max(k):
+            raise ValueError(f"top-{max(k)} accuracy needs at least {max(k)} guesses per item; one has {short}")
+        return {f"top{j}_accuracy": sum(r in p[:j] for p, r in zip(predictions, references)) / len(references) for j in k}

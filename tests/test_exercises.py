@@ -1,0 +1,68 @@
+"""The Try it sections: every exercise is runnable, measured, and rendered from the measurements."""
+
+import json
+
+import pytest
+
+from helpers import config, exercises, run_all
+
+
+def test_every_notebook_has_two_or_three_exercises():
+    for notebook in run_all.NOTEBOOKS:
+        assert 2 <= len([e for e in exercises.EXERCISES if e.notebook == notebook]) <= 3, notebook
+
+
+def test_every_run_is_valid_settings_and_every_exercise_names_a_run():
+    for name, params in exercises.RUNS.items():
+        config.make_settings(exercises.PROFILE, **params)  # raises on an unknown or bad setting
+    assert {e.run for e in exercises.EXERCISES if e.run} <= set(exercises.RUNS)
+
+
+def test_the_committed_figures_cover_every_exercise_on_the_plain_profile():
+    measured = exercises.read()
+    assert measured is not None, "run `make exercises` and commit helpers/try_it.json"
+    assert measured["profile"] == "tiny" and measured["overrides"] == {}, "measured with overrides: rerun make exercises"
+    assert set(measured["runs"]) == set(exercises.RUNS)
+    for notebook in run_all.NOTEBOOKS:
+        text = exercises.section(notebook, measured)
+        assert "not measured yet" not in text and "{" not in text.replace("{mask}", ""), notebook
+
+
+def test_what_the_exercises_say_in_words_holds_for_the_committed_figures():
+    """The texts draw conclusions ("noise", "most of the gain", "needs the larger step"): the figures must bear them out."""
+    import math
+
+    m = exercises.read()
+    r, x = m["runs"], m["extras"]
+    base = r["baseline"]
+    assert abs(r["seed"]["perplexity_after"] / base["perplexity_after"] - 1) < 0.05  # another seed: noise-sized
+    assert r["block_size"]["train_blocks"] / base["train_blocks"] == pytest.approx(2, rel=0.05)  # "twice as many"
+    assert r["mlm_probability"]["picked"] == pytest.approx(0.3, abs=0.01)
+    assert x["mask_overlap"] == pytest.approx(0.15, abs=0.03)  # "about the 15% that chance gives"
+    assert r["guide_lr"]["perplexity_after"] > 2 * base["perplexity_after"]  # "needs the larger step"
+    assert x["standard_head_ratio"] > 1.5  # "longer"
+    assert r["standard_head"]["perplexity_after"] == pytest.approx(base["perplexity_after"], rel=0.02)  # "the same training"
+    gain = math.log(base["perplexity_before"] / base["perplexity_after"])
+    assert math.log(base["perplexity_before"] / r["one_epoch"]["perplexity_after"]) > gain / 2  # "most of the gain"
+    assert x["baseline_on_30"] > base["perplexity_after"]  # "a harder test"
+    assert x["spiral_rank_base"] > 10  # "no list short enough to read shows it"
+
+
+def test_an_unmeasured_exercise_says_how_to_measure_it():
+    text = exercises.section("04_train", None)
+    assert text.count("(not measured yet: run `make exercises`)") == 2
+
+
+@pytest.mark.slow
+def test_the_measuring_command_runs_every_exercise_end_to_end(tmp_path):
+    """The real path of `make exercises`, shrunk: 300 records and 2 steps a run."""
+    out = tmp_path / "try_it.json"
+    assert exercises.main(["--out", str(out), "-p", "num_examples", "300", "-p", "max_steps", "2"]) == 0
+    measured = json.loads(out.read_text())
+    assert measured["overrides"] == {"num_examples": 300, "max_steps": 2}
+    assert all(r["train_steps"] == 2 for r in measured["runs"].values())
+    assert measured["runs"]["mlm_probability"]["picked"] == pytest.approx(0.3, abs=0.03)
+    assert measured["runs"]["block_size"]["train_blocks"] > measured["runs"]["baseline"]["train_blocks"]
+    assert "use block_size <= 512" in measured["extras"]["block_600_error"]
+    for notebook in run_all.NOTEBOOKS:
+        assert "not measured yet" not in exercises.section(notebook, measured)
