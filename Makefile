@@ -12,7 +12,7 @@ BIN     := $(VENV)/bin
 SETUP   := $(VENV)/.setup-done
 PROFILE ?=
 PARAMS  ?=
-QUIET   := COURSE_UNATTENDED=1 TQDM_DISABLE=1 HF_DATASETS_DISABLE_PROGRESS_BARS=1 HF_HUB_DISABLE_PROGRESS_BARS=1
+QUIET   := TQDM_DISABLE=1 HF_DATASETS_DISABLE_PROGRESS_BARS=1 HF_HUB_DISABLE_PROGRESS_BARS=1
 
 .PHONY: setup run-all test unit nbval test-browser rehearse bench lab notebooks exercises clean
 

@@ -58,8 +58,8 @@ EXERCISES: tuple[Exercise, ...] = (
     Exercise("01_load", "Your own text", f"{_run_all('-p source my_notes.txt')} (one document a line; or a .jsonl "
              "file with a `text` field)",
              "Notebook 01 then counts your records and words, and every figure after it is about your text. A corpus "
-             "much smaller than this one ({b[train_blocks]:,} training blocks of 128 tokens) gives few steps and a noisy "
-             "perplexity; compare with `seed` changed, as above, before trusting a difference."),
+             "much smaller than this one (which notebook 02 cuts into {b[train_blocks]:,} training blocks of 128 tokens) "
+             "gives few steps and a noisy perplexity; compare with `seed` changed, as above, before trusting a difference."),
     Exercise("02_preprocess", "Shorter blocks", f"{_run_all('-p block_size 64')}, or `block_size = 64` here",
              "Twice as many blocks, each with half the context: {r[train_blocks]:,} training blocks against "
              "{b[train_blocks]:,}. On its own evaluation masks the fine-tuned model's perplexity came out "
@@ -75,17 +75,18 @@ EXERCISES: tuple[Exercise, ...] = (
              run="mlm_probability"),
     Exercise("03_collate", "Fresh masks differ", "In a new cell, mask the test blocks with another seed: `import dataclasses`, "
              "then `other = collate.make_eval_masks(blocks[\"test\"], tokenizer, dataclasses.replace(settings, seed=1))`, "
-             "and compare `other[\"labels\"]` with `eval_masks[\"labels\"]`",
+             "then the share of picked positions both share: `import numpy as np`, `a = np.array(eval_masks[\"labels\"]) != -100`, "
+             "`b = np.array(other[\"labels\"]) != -100`, `(a & b).sum() / a.sum()`",
              "Masks drawn with another seed share only {x[mask_overlap]:.1%} of their picked positions with these, "
              "about the 15% that chance gives: this is why each training batch, masked afresh, is a new task, while "
              "the fixed evaluation masks are the same task every time."),
     Exercise("04_train", "The guide's learning rate", f"{_run_all('-p learning_rate 2e-5')}, or `learning_rate = 2e-5` here",
-             "The guide's 2e-5 suits DistilRoBERTa's 82M parameters and an intact head. Here it left the perplexity at "
-             "{r[perplexity_after]:.1f} after {r[train_steps]} steps, against {b[perplexity_after]:.1f} at 5e-4: a tiny "
-             "model whose head must be re-learned needs the larger step.", run="guide_lr"),
+             "The guide's 2e-5 suits DistilRoBERTa's 82M parameters, already a masked LM. Here notebook 05 then shows a "
+             "perplexity of {r[perplexity_after]:.1f} after {r[train_steps]} steps, against {b[perplexity_after]:.1f} at "
+             "5e-4: a tiny model that must relearn filling in words needs the larger step.", run="guide_lr"),
     Exercise("04_train", "The head at every position", f"{_run_all('-p masked_head False')}, or `masked_head = False` here",
              "The standard forward: training took {r[train_seconds]:.0f} s against {b[train_seconds]:.0f} s with the "
-             "head at the masks ({x[standard_head_ratio]:.1f}x longer, on {x[machine]}), for a perplexity of "
+             "head at the masks ({x[standard_head_ratio]:.1f}x longer, one run each on {x[machine]}), for a perplexity of "
              "{r[perplexity_after]:.1f} against {b[perplexity_after]:.1f}: the same training, computed a slower way.",
              run="standard_head"),
     Exercise("05_evaluate", "One epoch instead of three", f"{_run_all('-p num_train_epochs 1')}",

@@ -171,8 +171,8 @@ def probe_table(models: dict, tokenizer, probes=PROBES):
 
 
 COMMON_WORDS = frozenset("a an and are as at by for from in is it its of on or that the to with".split())
-COPY_NOTE = ("words of a sentence recur near each other in the training text, and a small model with little context "
-             "to go on leans on that")
+COPY_NOTE = ("probably because the words of a sentence recur near each other in the training text, and a small "
+             "model with little context to go on leans on that")
 
 
 def copied(guess: str, sentence: str) -> bool:
@@ -189,8 +189,9 @@ def probe_reading(table, before: str = "base", after: str = "fine-tuned") -> str
     ranked = table.dropna(subset=columns)
     b, a = ranked[columns[0]].astype(int), ranked[columns[1]].astype(int)
     n, up, firsts = len(ranked), int((a < b).sum()), int((a == 1).sum())
+    now_first = "none is the first guess yet" if firsts == 0 else f"{firsts} of {n} {'is' if firsts == 1 else 'are'} now the first guess"
     reading = (f"Fine-tuning moved the expected word up for {up} of {n} probes: the median rank went from "
-               f"{b.median():,g} to {a.median():,g}, and {firsts} of {n} {'is' if firsts == 1 else 'are'} now the first guess.")
+               f"{b.median():,g} to {a.median():,g}, and {now_first}.")
     copies = [g for g, sentence in zip(ranked[f"first guess, {after}"], ranked["sentence"]) if copied(g, sentence)]
     if copies:
         reading += (f" In {len(copies)} of {n}, the {after} model's first guess repeats a word of the sentence itself "

@@ -1,8 +1,8 @@
 """06 infer, hands on: a text box and a top-k slider over fill-mask, for JupyterLab and Colab.
 
-The box redraws each model's top-k bars whenever the text or the slider changes. Runs that nobody
-watches (``make run-all``, nbval; they set ``COURSE_UNATTENDED=1``) cannot render a widget, so the same
-answers are also printed there; without ipywidgets or a kernel, printing is all there is.
+The box redraws each model's top-k bars whenever the text or the slider changes. Where no widget can
+render (``make run-all``, nbval, GitHub), the box's static view shows its first answers as bars and text;
+without ipywidgets or a kernel, the answers are printed instead.
 """
 
 from __future__ import annotations
@@ -10,18 +10,9 @@ from __future__ import annotations
 import base64
 import html
 import io
-import os
 from typing import Any
 
 from . import infer, plots
-
-UNATTENDED = "COURSE_UNATTENDED"
-
-
-def unattended() -> bool:
-    """True in runs nobody watches: ``make run-all``, ``make notebooks`` and nbval set ``COURSE_UNATTENDED=1``."""
-    return os.environ.get(UNATTENDED, "").lower() in {"1", "true", "yes"}
-
 
 def answers(text: str, models: dict[str, Any], tokenizer, top_k: int) -> dict[str, list[dict[str, Any]]]:
     """Each model's top-k for the text's (first) mask."""
@@ -76,10 +67,8 @@ def widgets_available() -> bool:
 
 def fill_mask_box(models: dict[str, Any], tokenizer, text: str, top_k: int = 3):
     """The interactive box (returned, so the cell shows it), or the answers printed where it cannot show."""
-    can_show = widgets_available()
-    if unattended() or not can_show:
+    if not widgets_available():
         print(describe(answers(text, models, tokenizer, top_k)))
-    if not can_show:
         return None
     import ipywidgets as widgets
 

@@ -21,7 +21,6 @@ from .config import STEP_PARAMETERS, Settings, SettingsError, make_settings, par
 
 NOTEBOOKS = ("01_load", "02_preprocess", "03_collate", "04_train", "05_evaluate", "06_infer")
 QUIET = {  # unattended runs: no progress bars in the executed notebooks, widgets also print their answers
-    "COURSE_UNATTENDED": "1",
     "TQDM_DISABLE": "1",
     "HF_DATASETS_DISABLE_PROGRESS_BARS": "1",
     "HF_HUB_DISABLE_PROGRESS_BARS": "1",

@@ -40,7 +40,6 @@ def lab(tmp_path):
     command = [sys.executable, "-m", "jupyterlab", "notebooks", *(["--allow-root"] if os.geteuid() == 0 else []),
                "--no-browser", "--ServerApp.ip=127.0.0.1", f"--ServerApp.port={port}", f"--IdentityProvider.token={token}"]
     env = dict(os.environ, JUPYTER_RUNTIME_DIR=str(tmp_path / "runtime"), JUPYTER_CONFIG_DIR=str(tmp_path / "config"))
-    env.pop("COURSE_UNATTENDED", None)  # `make lab` is watched: make test's unattended flag does not apply
     log = open(tmp_path / "lab.log", "w")
     server = subprocess.Popen(command, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
     base = f"http://127.0.0.1:{port}"
