@@ -38,6 +38,7 @@ class Settings:
     seed: int
     block_size: int
     mlm_probability: float
+    whole_word_mask: bool  # pick whole words and hide all their pieces, not single tokens
     learning_rate: float
     num_train_epochs: float
     batch_size: int
@@ -57,6 +58,11 @@ class Settings:
     @property
     def run_path(self) -> Path:
         return Path(self.run_dir)
+
+    @property
+    def eval_masks_name(self) -> str:
+        """The run folder's name for this kind of evaluation masks: ``eval_masks`` or ``eval_masks_whole_word``."""
+        return EVAL_MASKS[self.whole_word_mask]
 
     @property
     def eval_batch_size(self) -> int:
@@ -87,6 +93,7 @@ _COMMON: dict[str, Any] = dict(
     seed=42,
     block_size=128,
     mlm_probability=0.15,
+    whole_word_mask=False,
     weight_decay=0.01,
     masked_head=True,
     precision="auto",
@@ -139,10 +146,13 @@ PROFILES: dict[str, dict[str, Any]] = {
 SPLIT_FIELDS = ("source", "dataset_name", "dataset_config", "dataset_revision", "dataset_split", "text_field",
                 "num_examples", "test_size", "seed")
 BLOCK_FIELDS = (*SPLIT_FIELDS, "model", "block_size")
-MASK_FIELDS = (*BLOCK_FIELDS, "mlm_probability")
+MASK_FIELDS = (*BLOCK_FIELDS, "mlm_probability", "whole_word_mask")
 TRAINING_FIELDS = (*MASK_FIELDS, "learning_rate", "num_train_epochs", "batch_size", "weight_decay", "masked_head",
                    "precision", "streaming", "max_steps")
-ARTIFACT_FIELDS = {"splits": SPLIT_FIELDS, "blocks": BLOCK_FIELDS, "eval_masks": MASK_FIELDS, "model": TRAINING_FIELDS}
+# The fixed evaluation masks of each kind live under their own name: a whole-word run never overwrites token masks.
+EVAL_MASKS = {False: "eval_masks", True: "eval_masks_whole_word"}
+ARTIFACT_FIELDS = {"splits": SPLIT_FIELDS, "blocks": BLOCK_FIELDS, **{name: MASK_FIELDS for name in EVAL_MASKS.values()},
+                   "model": TRAINING_FIELDS}
 
 # The settings each notebook's parameters cell lists, between ``profile`` and ``run_dir``: those its step brings
 # in, each listed by one notebook only, the first that uses it (``None`` there: the profile's value). A later
@@ -150,7 +160,7 @@ ARTIFACT_FIELDS = {"splits": SPLIT_FIELDS, "blocks": BLOCK_FIELDS, "eval_masks":
 STEP_PARAMETERS: dict[str, tuple[str, ...]] = {
     "01_load": SPLIT_FIELDS,
     "02_preprocess": ("model", "block_size"),
-    "03_collate": ("mlm_probability",),
+    "03_collate": ("mlm_probability", "whole_word_mask"),
     "04_train": ("learning_rate", "num_train_epochs", "batch_size", "weight_decay", "masked_head", "precision", "max_steps",
                  "retrain", "push_to_hub", "hub_model_id"),
     "05_evaluate": (),
@@ -159,9 +169,15 @@ STEP_PARAMETERS: dict[str, tuple[str, ...]] = {
 ONE_OFF = ("retrain", "push_to_hub")  # actions for one run, never carried over to the next notebook
 
 
+# Settings added after run folders were first recorded, with the value every earlier artifact was made with: at
+# that value they stay out of the record, so a run folder from before them is still current.
+ADDED_LATER: dict[str, Any] = {"whole_word_mask": False}
+
+
 def made_with(settings: Settings, artifact: str) -> dict[str, Any]:
     """The settings ``artifact`` depends on, as recorded beside it in the run folder."""
-    return {name: getattr(settings, name) for name in ARTIFACT_FIELDS[artifact]}
+    return {name: getattr(settings, name) for name in ARTIFACT_FIELDS[artifact]
+            if name not in ADDED_LATER or getattr(settings, name) != ADDED_LATER[name]}
 
 
 def project_root() -> Path:
@@ -210,6 +226,8 @@ def validate(s: Settings) -> None:
     need(s.batch_size >= 1, f"batch_size={s.batch_size}: must be at least 1")
     need(s.weight_decay >= 0, f"weight_decay={s.weight_decay}: must not be negative")
     need(s.top_k >= 1, f"top_k={s.top_k}: must be at least 1")
+    for name in ("whole_word_mask", "masked_head", "streaming"):
+        need(isinstance(getattr(s, name), bool), f"{name}={getattr(s, name)!r}: must be True or False")
     need(s.precision in PRECISIONS, f"precision={s.precision!r}: choose one of {', '.join(PRECISIONS)}")
     need(s.num_examples is None or s.num_examples >= 2, f"num_examples={s.num_examples}: need at least 2")
     need("{mask}" in s.fill_mask_text, f"fill_mask_text={s.fill_mask_text!r}: write {{mask}} where the mask goes")

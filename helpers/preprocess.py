@@ -58,10 +58,37 @@ def as_text(value: str | list[str]) -> str:
 
 
 def tokenize(examples: dict[str, list], tokenizer, text_field: str) -> dict[str, list[list[int]]]:
-    """Tokenize one batch; a record holding a list of texts (ELI5's answers) is joined with " " first."""
+    """Tokenize one batch; a record holding a list of texts (ELI5's answers) is joined with " " first.
+
+    A fast tokenizer also gives each token's character span, ``offset_mapping``: whole-word masking reads
+    word boundaries from it (a token that starts where the previous one ended continues its word).
+    """
     texts = [as_text(t) for t in examples[text_field]]
     # No truncation: the blocks come later. verbose=False silences the "longer than the maximum" warning.
-    return tokenizer(texts, verbose=False)
+    encoded = tokenizer(texts, verbose=False, return_offsets_mapping=tokenizer.is_fast)
+    if tokenizer.is_fast:
+        encoded["offset_mapping"] = [joined_offsets(spans, text) for spans, text in zip(encoded["offset_mapping"], texts)]
+    return encoded
+
+
+def joined_offsets(spans: list[tuple[int, int]], text: str) -> list[tuple[int, int]]:
+    """Offsets adjusted so that the collator's word rule (a token not starting where the previous one ended
+    begins a word) finds the words of byte-level BPE as it finds WordPiece's.
+
+    Two adjustments, both no-ops for WordPiece: a token starting inside the previous token's span (the next byte
+    of a character like é, which byte-level BPE cuts in two) starts where that one ends, so "Réunion" stays one
+    word; and a token of white space alone (``Ċ``, a newline) ends where it starts, so it joins the word before
+    it rather than gluing that word to the next ("nice.\nNext" is two words).
+    """
+    joined, end = [], 0
+    for start, stop in spans:
+        if start < end <= stop:  # inside the previous token's span: the same character's next byte
+            start = end
+        if start < stop and text[start:stop].isspace():
+            stop = start
+        joined.append((start, stop))
+        end = max(end, stop)
+    return joined
 
 
 def workers(n_records: int) -> int | None:

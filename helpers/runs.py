@@ -21,6 +21,7 @@ PRODUCERS: dict[str, str] = {
     "splits": "01_load",
     "blocks": "02_preprocess",
     "eval_masks": "03_collate",
+    "eval_masks_whole_word": "03_collate",
     "model": "04_train",
     "train_log.json": "04_train",
     "metrics.json": "05_evaluate and 06_infer",

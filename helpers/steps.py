@@ -15,7 +15,7 @@ import time
 from typing import Any, Callable, Mapping
 
 from . import assets, collate, data, preprocess, progress, runs
-from .config import PARAMETERS, Settings, default_run_dir, made_with, make_settings
+from .config import ADDED_LATER, PARAMETERS, Settings, default_run_dir, made_with, make_settings
 
 
 def settings(namespace: Mapping[str, Any]) -> Settings:
@@ -39,18 +39,31 @@ def differences(recorded: dict[str, Any] | None, wanted: dict[str, Any]) -> str:
     """The settings that differ, as ``seed=1 (now 2)``; "" when none do."""
     if recorded is None:
         return "settings that were not recorded"
-    changed = [f"{k}={recorded.get(k)!r} (now {v!r})" for k, v in wanted.items() if recorded.get(k) != v]
+
+    def value(record: dict[str, Any], name: str) -> Any:  # a setting left out of a record is at its ADDED_LATER value
+        return record.get(name, ADDED_LATER.get(name))
+
+    names = [*wanted, *(name for name in recorded if name not in wanted)]
+    changed = [f"{k}={value(recorded, k)!r} (now {value(wanted, k)!r})" for k in names if value(recorded, k) != value(wanted, k)]
     return ", ".join(changed)
 
 
-def _ensure(s: Settings, name: str, build: Callable[[], Any]):
-    """The artifact ``name`` from the run folder if made with these settings; else built, saved and said."""
+def _ensure(s: Settings, name: str, build: Callable[[], Any], lacks: Callable[[Any], str] = lambda _: ""):
+    """The artifact ``name`` from the run folder if made with these settings; else built, saved and said.
+
+    ``lacks`` names what a stored artifact misses for these settings ("" when nothing): it is then rebuilt too.
+    """
     wanted = made_with(s, name)
     if runs.path(s, name).exists():
         differ = differences(runs.read_made_with(s, name), wanted)
         if not differ:
-            return runs.load_dataset(s, name)
-        why = f"{name} in the run folder was made with {differ}"
+            stored = runs.load_dataset(s, name)
+            missing = lacks(stored)
+            if not missing:
+                return stored
+            why = f"{name} in the run folder {missing}"
+        else:
+            why = f"{name} in the run folder was made with {differ}"
     else:
         why = f"{name} is not in the run folder yet"
     if int(os.environ.get("WORLD_SIZE", "1")) > 1:  # several processes must not write one artifact at once
@@ -75,12 +88,18 @@ def blocks(s: Settings, tokenizer=None):
         preprocess.check_block_size(s.block_size, tok, model_config)  # before any split is built
         return preprocess.build_blocks(splits(s), tok, s, model_config)
 
-    return _ensure(s, "blocks", build)
+    def lacks(stored) -> str:  # blocks made before whole-word masking carry no offsets (03 masks both ways)
+        if "offset_mapping" in stored["train"].column_names or not (tokenizer or assets.load_tokenizer(s.model)).is_fast:
+            return ""
+        return "carries no offset_mapping, which whole-word masking needs"
+
+    return _ensure(s, "blocks", build, lacks)
 
 
 def eval_masks(s: Settings, tokenizer=None):
-    """03_collate's fixed evaluation masks over the test blocks."""
-    return _ensure(s, "eval_masks", lambda: collate.make_eval_masks(blocks(s, tokenizer)["test"], tokenizer or assets.load_tokenizer(s.model), s))
+    """03_collate's fixed evaluation masks over the test blocks, of this run's kind (token or whole-word)."""
+    return _ensure(s, s.eval_masks_name,
+                   lambda: collate.make_eval_masks(blocks(s, tokenizer)["test"], tokenizer or assets.load_tokenizer(s.model), s))
 
 
 def finetuned(s: Settings):

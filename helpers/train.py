@@ -89,6 +89,7 @@ def training_arguments(settings: Settings, **changes: Any) -> TrainingArguments:
         logging_strategy="steps",
         logging_steps=0.02,  # a fraction of all steps: 50 points on the loss curve
         prediction_loss_only=True,  # evaluation needs the loss only, not logits over the vocabulary
+        remove_unused_columns=False,  # the collator reads offset_mapping (whole words), which the model never sees
         report_to="none",
         dataloader_pin_memory=torch.cuda.is_available(),
         use_cpu=cpu_data_parallel() or (mixed["bf16"] and not torch.cuda.is_available()),  # CPU autocast needs it

@@ -64,5 +64,5 @@ def prepare_run(tmp_path, tokenizer, **overrides) -> config.Settings:
     corpus = data.load_wiki_science().select(range(200))
     blocks = preprocess.build_blocks(data.split_corpus(corpus, s), tokenizer, s)
     runs.save_dataset(blocks, s, "blocks")
-    runs.save_dataset(collate.make_eval_masks(blocks["test"], tokenizer, s), s, "eval_masks")
+    runs.save_dataset(collate.make_eval_masks(blocks["test"], tokenizer, s), s, s.eval_masks_name)
     return s

@@ -3,7 +3,7 @@ import random
 import pytest
 from datasets import Dataset, DatasetDict
 
-from helpers import config, preprocess
+from helpers import collate, config, preprocess
 from helpers.config import SettingsError
 
 
@@ -67,8 +67,9 @@ def test_build_blocks_makes_full_blocks_from_every_split(tokenizer, settings):
     splits = DatasetDict(train=Dataset.from_dict({"text": texts[:48]}), test=Dataset.from_dict({"text": texts[48:]}))
     s = config.make_settings("tiny", run_dir=settings.run_dir, block_size=16)
     blocks = preprocess.build_blocks(splits, tokenizer, s)
-    assert set(blocks["train"].column_names) == {"input_ids", "token_type_ids", "attention_mask"}
+    assert set(blocks["train"].column_names) == {"input_ids", "token_type_ids", "attention_mask", "offset_mapping"}
     assert all(len(ids) == 16 for split in blocks.values() for ids in split["input_ids"])
+    assert all(len(spans) == 16 for split in blocks.values() for spans in split["offset_mapping"])  # grouped alike
     n_tokens = sum(len(tokenizer(t)["input_ids"]) for t in texts[:48])
     assert len(blocks["train"]) == n_tokens // 16
 
@@ -77,3 +78,17 @@ def test_a_corpus_shorter_than_one_block_is_an_error(tokenizer, settings):
     splits = DatasetDict(train=Dataset.from_dict({"text": ["short."] * 4}), test=Dataset.from_dict({"text": ["tiny."]}))
     with pytest.raises(preprocess.BlocksError, match="no block of 128 tokens"):
         preprocess.build_blocks(splits, tokenizer, settings)
+
+
+def test_bytes_of_one_character_join_their_word():
+    # byte-level BPE's "R", "Ã", "©", "un" of "Réunion": the two bytes of "é" share its span (1, 2)
+    spans = [(0, 0), (0, 1), (1, 2), (1, 2), (2, 4), (0, 0)]
+    assert preprocess.joined_offsets(spans, "Réun") == [(0, 0), (0, 1), (1, 2), (2, 2), (2, 4), (0, 0)]
+
+
+def test_a_token_of_white_space_ends_its_word_instead_of_gluing_it_to_the_next():
+    # byte-level BPE's "nice", ".", "Ċ", "Next": the newline token sits between the words, touching both
+    spans = [(0, 4), (4, 5), (5, 6), (6, 10)]
+    assert preprocess.joined_offsets(spans, "nice.\nNext") == [(0, 4), (4, 5), (5, 5), (6, 10)]
+    assert collate.word_ids(preprocess.joined_offsets(spans, "nice.\nNext"), [0, 0, 0, 0]) == [0, 0, 0, 1]
+    assert collate.word_ids(spans, [0, 0, 0, 0]) == [0, 0, 0, 0]  # as the collator reads raw offsets: one word
