@@ -22,6 +22,7 @@ from .show import Markdown, markdown
 from .config import make_settings
 
 MEASURED = Path(__file__).with_name("try_it.json")
+NOT_MEASURED = "(not measured yet: run `make exercises`)"
 PROFILE = "tiny"
 
 # One trained and scored model per entry: its parameter changes from the tiny profile.
@@ -33,6 +34,7 @@ RUNS: dict[str, dict[str, Any]] = {
     "one_epoch": {"num_train_epochs": 1},
     "guide_lr": {"learning_rate": 2e-5},
     "standard_head": {"masked_head": False},
+    "whole_word": {"whole_word_mask": True},
 }
 
 
@@ -80,6 +82,12 @@ EXERCISES: tuple[Exercise, ...] = (
              "Masks drawn with another seed share only {x[mask_overlap]:.1%} of their picked positions with these, "
              "about the 15% that chance gives: this is why each training batch, masked afresh, is a new task, while "
              "the fixed evaluation masks are the same task every time."),
+    Exercise("03_collate", "Whole words", f"{_run_all('-p whole_word_mask True')}, or `whole_word_mask = True` here",
+             "Every notebook then masks whole words, in training and in the fixed evaluation masks (saved as "
+             "`eval_masks_whole_word`, beside the token masks). The model came out at perplexity "
+             "{r[perplexity_after]:.1f} on its whole-word masks, against {b[perplexity_after]:.1f} for token masking on "
+             "token masks: not comparable, being different tasks. Notebook 05 scores both models on both kinds of masks.",
+             run="whole_word"),
     Exercise("04_train", "The guide's learning rate", f"{_run_all('-p learning_rate 2e-5')}, or `learning_rate = 2e-5` here",
              "The guide's 2e-5 suits DistilRoBERTa's 82M parameters, already a masked LM. Here notebook 05 then shows a "
              "perplexity of {r[perplexity_after]:.1f} after {r[train_steps]} steps, against {b[perplexity_after]:.1f} at "
@@ -172,9 +180,64 @@ def extras(root: Path, measured: dict[str, dict[str, Any]], overrides: dict[str,
         "spiral_rank_base": infer.rank_of(spiral, base_settings.fill_mask_answer, base, tokenizer)[0],
         "machine": bench.machine(),
     }
+    if "whole_word" in measured:
+        found["masking"] = masking(root, overrides, tokenizer)
     if "standard_head" in measured:
         found["standard_head_ratio"] = measured["standard_head"]["train_seconds"] / measured["baseline"]["train_seconds"]
     return found
+
+
+def masking(root: Path, overrides: dict[str, Any], tokenizer) -> dict[str, dict[str, dict[str, float]]]:
+    """The token-masking and the whole-word model, each scored on both kinds of fixed masks of the same test blocks."""
+    trained = {"token masking": "baseline", "whole-word masking": "whole_word"}
+    table: dict[str, dict[str, dict[str, float]]] = {}
+    for model_kind, run in trained.items():
+        settings = make_settings(PROFILE, **{**RUNS[run], **overrides, "run_dir": str(root / run)})
+        model = runs.load_model(settings)
+        table[model_kind] = {}
+        for mask_kind, whole in collate.WAYS.items():
+            masks = steps.eval_masks(dataclasses.replace(settings, whole_word_mask=whole), tokenizer)
+            scores = evaluate.score(model, masks, settings.eval_batch_size)
+            table[model_kind][mask_kind] = {"perplexity": scores.perplexity, "top1": scores.accuracy[1]}
+    return table
+
+
+def masking_table(measured: dict[str, Any] | None = None):
+    """05: the comparison of token and whole-word masking, rows the models, columns the masks they are scored on."""
+    import pandas as pd
+
+    measured = measured or read()
+    if not measured or "masking" not in measured["extras"]:
+        return markdown(NOT_MEASURED)
+    rows = {}
+    for model_kind, by_masks in measured["extras"]["masking"].items():
+        rows[f"trained with {model_kind}"] = {
+            (f"on {mask_kind.removesuffix(' masking')} masks", what): round(value, 3 if what == "top-1 accuracy" else 1)
+            for mask_kind, figures in by_masks.items()
+            for what, value in (("perplexity", figures["perplexity"]), ("top-1 accuracy", figures["top1"]))}
+    return pd.DataFrame(rows).T
+
+
+def masking_reading(measured: dict[str, Any] | None = None) -> Markdown:
+    """Two or three sentences on the comparison, written from its figures."""
+    measured = measured or read()
+    if not measured or "masking" not in measured["extras"]:
+        return markdown(NOT_MEASURED)
+    m = measured["extras"]["masking"]
+    token, whole = m["token masking"], m["whole-word masking"]
+    t_on_w, w_on_w = token["whole-word masking"]["perplexity"], whole["whole-word masking"]["perplexity"]
+    t_on_t, w_on_t = token["token masking"]["perplexity"], whole["token masking"]["perplexity"]
+    top1_t_on_w, top1_w_on_w = token["whole-word masking"]["top1"], whole["whole-word masking"]["top1"]
+    on_words = "better" if w_on_w < t_on_w else "worse"
+    on_tokens = "better" if w_on_t < t_on_t else "worse"
+    harder = all(m[k]["whole-word masking"]["perplexity"] > m[k]["token masking"]["perplexity"] for k in m)
+    text = (f"On whole-word masks, the model trained with whole words does {on_words} than the token-masking model "
+            f"(perplexity {w_on_w:.1f} against {t_on_w:.1f}; top-1 accuracy {top1_w_on_w:.1%} against "
+            f"{top1_t_on_w:.1%}); on token masks it does {on_tokens} ({w_on_t:.1f} against {t_on_t:.1f}).")
+    if harder:
+        text += (" Whole-word masks are the harder test for both models: no piece of a hidden word is left in view to "
+                 "give it away, and no picked token is left as it was.")
+    return markdown(text + f" *(Measured by `make exercises` on {measured['machine']}, {measured['date']}.)*")
 
 
 def measure(root: Path, overrides: dict[str, Any] | None = None) -> dict[str, Any]:
@@ -196,7 +259,7 @@ def expectation(exercise: Exercise, measured: dict[str, Any] | None) -> str:
         runs_ = measured["runs"]
         return exercise.expect.format(b=runs_["baseline"], r=runs_.get(exercise.run, {}), x=measured["extras"])
     except (KeyError, TypeError):
-        return "(not measured yet: run `make exercises`)"
+        return NOT_MEASURED
 
 
 def section(notebook: str, measured: dict[str, Any] | None) -> str:

@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import warnings
 from typing import Any
 
 import matplotlib.pyplot as plt
 from matplotlib.figure import Figure
 
 BAR_COLOUR = "#4C72B0"
+# A random replacement (03) can be any token of the vocabulary, some in scripts the font lacks: matplotlib draws a
+# box for each, and says so on stderr every time the figure is drawn.
+warnings.filterwarnings("ignore", message=r"Glyph \d+ .* missing from font", category=UserWarning)
 
 
 def _done(fig: Figure) -> Figure:
@@ -33,7 +37,7 @@ MASK_LEGEND = {"masked": "masked: the mask token", "replaced": "replaced: a rand
 CHAR_INCHES = 0.6 * 9 / 72  # the width of one monospace character at 9 points
 
 
-def masked_block(rows: list[dict[str, str]], width: int = 100) -> Figure:
+def masked_block(rows: list[dict[str, str]], width: int = 100, title: str | None = None) -> Figure:
     """03: one block as the model sees it, each picked token coloured: masked, replaced or kept.
 
     ``rows`` are ``collate.token_table`` records (``model sees`` and ``what`` per token). One x unit is
@@ -63,7 +67,8 @@ def masked_block(rows: list[dict[str, str]], width: int = 100) -> Figure:
                     color="white" if colour else "#333333", bbox=box)
             x += len(row["model sees"]) + 1
     handles = [plt.Rectangle((0, 0), 1, 1, color=c) for c in MASK_COLOURS.values()]
-    fig.legend(handles, list(MASK_LEGEND.values()), loc="upper center", ncol=3, frameon=False)
+    fig.legend(handles, list(MASK_LEGEND.values()), loc="upper center", ncol=3, frameon=False,
+               title=title, title_fontproperties={"weight": "bold"})
     plt.close(fig)  # laid out by hand: no tight_layout
     return fig
 

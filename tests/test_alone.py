@@ -98,3 +98,15 @@ def test_no_committed_output_holds_a_progress_bar(path):
     text = path.read_text()
     trace = re.search(r"\d+%\||it/s\]|\w: +\d+%", text)  # a bar, or its state saved as a widget
     assert trace is None, f"a progress-bar trace in the committed outputs: {trace.group() if trace else None}"
+
+
+@pytest.mark.slow
+def test_notebook_03_with_whole_words_saves_its_masks_under_their_own_name(tmp_path):
+    run_dir = tmp_path / "run"
+    run_all.run_notebook("03_collate", {"profile": "tiny", "run_dir": str(run_dir), "whole_word_mask": True}, tmp_path / "out")
+    assert (run_dir / "eval_masks_whole_word").exists() and not (run_dir / "eval_masks").exists()
+    s = config.make_settings("tiny", run_dir=str(run_dir), whole_word_mask=True)
+    assert runs.read_made_with(s, "eval_masks_whole_word") == config.made_with(s, "eval_masks_whole_word")
+    results = ["".join(o["data"]["text/plain"]) for c in json.loads((tmp_path / "out" / "03_collate.ipynb").read_text())["cells"]
+               if c["cell_type"] == "code" for o in c.get("outputs", []) if o.get("output_type") == "execute_result"]
+    assert results.count("True") == 2  # the rates within a point of what the collator is set to do, both checks

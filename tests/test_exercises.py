@@ -66,3 +66,27 @@ def test_the_measuring_command_runs_every_exercise_end_to_end(tmp_path):
     assert "use block_size <= 512" in measured["extras"]["block_600_error"]
     for notebook in run_all.NOTEBOOKS:
         assert "not measured yet" not in exercises.section(notebook, measured)
+
+
+def _masking(token_on_token, token_on_words, words_on_token, words_on_words):
+    cell = lambda p: {"perplexity": p, "top1": 10 / p}  # noqa: E731
+    return {"machine": "a CPU", "date": "today", "extras": {"masking": {
+        "token masking": {"token masking": cell(token_on_token), "whole-word masking": cell(token_on_words)},
+        "whole-word masking": {"token masking": cell(words_on_token), "whole-word masking": cell(words_on_words)}}}}
+
+
+def test_the_masking_comparison_is_a_two_by_two_table_read_from_its_figures():
+    measured = _masking(50.0, 120.0, 55.0, 90.0)
+    table = exercises.masking_table(measured)
+    assert list(table.index) == ["trained with token masking", "trained with whole-word masking"]
+    assert table.loc["trained with whole-word masking", ("on whole-word masks", "perplexity")] == 90.0
+    reading = repr(exercises.masking_reading(measured))
+    assert "does better than the token-masking model (perplexity 90.0 against 120.0; top-1 accuracy 11.1% against 8.3%)" in reading
+    assert "on token masks it does worse (55.0 against 50.0)" in reading and "harder test for both" in reading
+    flipped = repr(exercises.masking_reading(_masking(50.0, 40.0, 45.0, 60.0)))
+    assert "does worse than" in flipped and "harder test" not in flipped
+
+
+def test_the_masking_comparison_says_how_to_measure_it_when_the_file_lacks_it():
+    assert repr(exercises.masking_table({"extras": {}})) == exercises.NOT_MEASURED
+    assert repr(exercises.masking_reading({"extras": {}})) == exercises.NOT_MEASURED
