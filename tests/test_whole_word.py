@@ -166,3 +166,16 @@ def test_the_words_token_masking_splits_are_named_with_their_hidden_pieces(token
     for word in named["token masking"]:
         pieces = word.split()
         assert len(pieces) > 1 and any(p.startswith("[") for p in pieces) and not all(p.startswith("[") for p in pieces)
+
+
+@pytest.mark.parametrize("whole", [False, True])
+def test_the_headline_names_the_kind_of_masks_its_figures_come_from(tmp_path, whole):
+    from helpers import run_all
+
+    s = config.make_settings("tiny", run_dir=str(tmp_path), whole_word_mask=whole)
+    figures = dict(perplexity_before=100.0, perplexity_after=10.0, perplexity_unigram=50.0, top1_accuracy_before=0.1,
+                   top1_accuracy_after=0.3, top5_accuracy_before=0.2, top5_accuracy_after=0.5, train_steps=3,
+                   train_seconds=1.0, fill_mask_text="a [MASK].", fill_mask=[{"token_str": "b", "score": 0.5}])
+    runs.update_metrics(s, **figures)
+    line = run_all.headline(s, tmp_path).splitlines()[1]
+    assert line.startswith("perplexity on the fixed whole-word evaluation masks" if whole else "perplexity on the fixed evaluation masks")
