@@ -219,24 +219,39 @@ def masking_table(measured: dict[str, Any] | None = None):
 
 
 def masking_reading(measured: dict[str, Any] | None = None) -> Markdown:
-    """Two or three sentences on the comparison, written from its figures."""
+    """A few sentences on the comparison, written from its figures: each test read alone, then what it does
+    and does not show."""
     measured = measured or read()
     if not measured or "masking" not in measured["extras"]:
         return markdown(NOT_MEASURED)
     m = measured["extras"]["masking"]
     token, whole = m["token masking"], m["whole-word masking"]
-    t_on_w, w_on_w = token["whole-word masking"]["perplexity"], whole["whole-word masking"]["perplexity"]
-    t_on_t, w_on_t = token["token masking"]["perplexity"], whole["token masking"]["perplexity"]
-    top1_t_on_w, top1_w_on_w = token["whole-word masking"]["top1"], whole["whole-word masking"]["top1"]
-    on_words = "better" if w_on_w < t_on_w else "worse"
-    on_tokens = "better" if w_on_t < t_on_t else "worse"
-    harder = all(m[k]["whole-word masking"]["perplexity"] > m[k]["token masking"]["perplexity"] for k in m)
-    text = (f"On whole-word masks, the model trained with whole words does {on_words} than the token-masking model "
-            f"(perplexity {w_on_w:.1f} against {t_on_w:.1f}; top-1 accuracy {top1_w_on_w:.1%} against "
-            f"{top1_t_on_w:.1%}); on token masks it does {on_tokens} ({w_on_t:.1f} against {t_on_t:.1f}).")
-    if harder:
-        text += (" Whole-word masks are the harder test for both models: no piece of a hidden word is left in view to "
-                 "give it away, and no picked token is left as it was.")
+
+    def on(masks: str) -> tuple[str, bool]:
+        """The whole-word model against the token-masking model on one kind of masks: a sentence, and whether it won."""
+        w, t = whole[masks], token[masks]
+        lower, higher = w["perplexity"] < t["perplexity"], w["top1"] > t["top1"]
+        verdict = ("better on both measures" if lower and higher else "worse on both measures" if not (lower or higher)
+                   else "better by one measure and worse by the other")
+        return (f"perplexity {w['perplexity']:.1f} against {t['perplexity']:.1f}, top-1 accuracy {w['top1']:.1%} against "
+                f"{t['top1']:.1%}: {verdict}", lower and higher)
+
+    on_words, wins_on_words = on("whole-word masking")
+    on_tokens, wins_on_tokens = on("token masking")
+    text = (f"On whole-word masks, the model trained with whole words against the token-masking model: {on_words}. "
+            f"On token masks: {on_tokens}.")
+    if wins_on_words and not wins_on_tokens:
+        text += (" Neither model is better outright: each beats the other on the kind of masks it was trained on, and "
+                 "which kind matters depends on what the model is used for next.")
+    if all(m[k]["whole-word masking"]["perplexity"] > m[k]["token masking"]["perplexity"] for k in m):
+        text += " By perplexity, whole-word masks are the harder test for both models."
+    text += (" The two kinds of masks differ in two ways, every piece of a picked word hidden and no picked token left "
+             "as it was or swapped, and this table cannot tell which of the two matters.")
+    runs_ = measured.get("runs", {})
+    if "seed" in runs_ and "baseline" in runs_:
+        text += (f" Each model was trained once; another seed moved the token-masking model's perplexity from "
+                 f"{runs_['baseline']['perplexity_after']:.1f} to {runs_['seed']['perplexity_after']:.1f}, the size of "
+                 f"gap that is noise.")
     return markdown(text + f" *(Measured by `make exercises` on {measured['machine']}, {measured['date']}.)*")
 
 

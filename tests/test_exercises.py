@@ -68,23 +68,32 @@ def test_the_measuring_command_runs_every_exercise_end_to_end(tmp_path):
         assert "not measured yet" not in exercises.section(notebook, measured)
 
 
-def _masking(token_on_token, token_on_words, words_on_token, words_on_words):
-    cell = lambda p: {"perplexity": p, "top1": 10 / p}  # noqa: E731
-    return {"machine": "a CPU", "date": "today", "extras": {"masking": {
+def _masking(token_on_token, token_on_words, words_on_token, words_on_words, seed=None):
+    cell = lambda p: {"perplexity": p, "top1": 10 / p}  # noqa: E731  (lower perplexity, higher accuracy)
+    runs_ = {"baseline": {"perplexity_after": token_on_token}, "seed": {"perplexity_after": seed}} if seed else {}
+    return {"machine": "a CPU", "date": "today", "runs": runs_, "extras": {"masking": {
         "token masking": {"token masking": cell(token_on_token), "whole-word masking": cell(token_on_words)},
         "whole-word masking": {"token masking": cell(words_on_token), "whole-word masking": cell(words_on_words)}}}}
 
 
 def test_the_masking_comparison_is_a_two_by_two_table_read_from_its_figures():
-    measured = _masking(50.0, 120.0, 55.0, 90.0)
+    measured = _masking(50.0, 120.0, 55.0, 90.0, seed=50.5)
     table = exercises.masking_table(measured)
     assert list(table.index) == ["trained with token masking", "trained with whole-word masking"]
     assert table.loc["trained with whole-word masking", ("on whole-word masks", "perplexity")] == 90.0
     reading = repr(exercises.masking_reading(measured))
-    assert "does better than the token-masking model (perplexity 90.0 against 120.0; top-1 accuracy 11.1% against 8.3%)" in reading
-    assert "on token masks it does worse (55.0 against 50.0)" in reading and "harder test for both" in reading
+    assert ("On whole-word masks, the model trained with whole words against the token-masking model: perplexity 90.0 "
+            "against 120.0, top-1 accuracy 11.1% against 8.3%: better on both measures.") in reading
+    assert "On token masks: perplexity 55.0 against 50.0, top-1 accuracy 18.2% against 20.0%: worse on both measures." in reading
+    assert "Neither model is better outright" in reading and "whole-word masks are the harder test for both" in reading
+    assert "perplexity from 50.0 to 50.5, the size of gap that is noise" in reading
     flipped = repr(exercises.masking_reading(_masking(50.0, 40.0, 45.0, 60.0)))
-    assert "does worse than" in flipped and "harder test" not in flipped
+    assert "worse on both measures. On token masks" in flipped
+    assert "Neither model" not in flipped and "harder test" not in flipped and "noise" not in flipped
+    mixed = {"machine": "a CPU", "date": "today", "extras": {"masking": {
+        "token masking": {k: {"perplexity": 50.0, "top1": 0.3} for k in ("token masking", "whole-word masking")},
+        "whole-word masking": {k: {"perplexity": 40.0, "top1": 0.2} for k in ("token masking", "whole-word masking")}}}}
+    assert "better by one measure and worse by the other" in repr(exercises.masking_reading(mixed))
 
 
 def test_the_masking_comparison_says_how_to_measure_it_when_the_file_lacks_it():
