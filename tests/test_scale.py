@@ -98,9 +98,10 @@ def test_a_stream_needs_max_steps():
 
 
 @pytest.mark.slow
-def test_training_from_a_stream_runs_max_steps_and_saves_the_model(tmp_path):
+@pytest.mark.parametrize("whole_word_mask", [False, True])  # whole words: the streamed blocks carry their offsets
+def test_training_from_a_stream_runs_max_steps_and_saves_the_model(tmp_path, whole_word_mask):
     s = config.make_settings("tiny", source=str(big_text_file(tmp_path)), run_dir=str(tmp_path / "run"),
-                             streaming=True, max_steps=8, batch_size=8, block_size=64)
+                             streaming=True, max_steps=8, batch_size=8, block_size=64, whole_word_mask=whole_word_mask)
     result = train.run(s)
     assert result.steps == 8
     assert [e["step"] for e in result.history["eval"]] == [0, 2, 4, 6, 8]  # before training, each quarter
