@@ -78,8 +78,13 @@ def load_config(name: str):
 WEIGHT_FILES = ("model.safetensors", "model.safetensors.index.json", "pytorch_model.bin", "pytorch_model.bin.index.json")
 
 
-def load_model(name: str):
-    """``AutoModelForMaskedLM`` for a model name, refused when its MLM head would start untrained."""
+def load_model(name: str, *, at_masks: bool = False):
+    """``AutoModelForMaskedLM`` for a model name, refused when its MLM head would start untrained.
+
+    ``at_masks=True`` loads a BERT- or RoBERTa-family checkpoint as ``masked_head``'s class instead, whose forward
+    runs the vocabulary head only at the labelled positions (same weights, same loss); a model of another family
+    loads as usual, keeping its own forward, and one line says so.
+    """
     from transformers import AutoModelForMaskedLM
 
     folder = Path(resolve_model(name))
@@ -88,7 +93,17 @@ def load_model(name: str):
             f"the folder {folder} holds no model weights (none of {', '.join(WEIGHT_FILES)}): point model= at a "
             f"folder written by save_pretrained, such as runs/<profile>/model, or use model={TINY_MODEL!r}"
         )
-    model, info = _from_pretrained(AutoModelForMaskedLM, name, output_loading_info=True)
+    model_class = AutoModelForMaskedLM
+    if at_masks:
+        from . import masked_head
+
+        config = load_config(name)
+        model_class = masked_head.model_class(config) or AutoModelForMaskedLM
+        if model_class is AutoModelForMaskedLM:
+            print(f"the head at the masks is for the {' and '.join(masked_head.FAMILIES)} families only, not "
+                  f"{getattr(config, 'model_type', type(config).__name__)}: {name} keeps its own forward")
+
+    model, info = _from_pretrained(model_class, name, output_loading_info=True)
     untrained = [key for key in info["missing_keys"] if not key.endswith("decoder.weight")]  # tied to the embeddings
     if untrained:
         raise AssetError(
