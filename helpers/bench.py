@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import platform
 import statistics
@@ -31,9 +32,16 @@ from . import assets, collate, config, data, evaluate, infer, masked_head, prepr
 from .collate import IGNORE
 
 
+class Mismatch(RuntimeError):
+    """The two sides of a comparison disagree (different blocks, different answers): nothing worth timing."""
+
+
 @dataclass
 class Row:
-    """One comparison: both sides' measurements, and the ratio in the course's favour (>1 is better)."""
+    """One comparison: both sides' measurements, and the ratio in the course's favour (>1 is better).
+
+    A row whose measurement could not be taken carries the reason in ``failed`` (and NaN measurements):
+    the table and bench.json show it as failed rather than leaving it out."""
 
     name: str
     what: str
@@ -42,12 +50,22 @@ class Row:
     course: float
     higher_is_better: bool = False
     notes: dict[str, Any] = field(default_factory=dict)
+    failed: str | None = None
+
+    @classmethod
+    def failure(cls, name: str, what: str, unit: str, error: str, **notes: Any) -> "Row":
+        return cls(name, what, unit, math.nan, math.nan, notes=notes, failed=error)
 
     @property
     def ratio(self) -> float:
+        if self.failed is not None:
+            return math.nan
         return self.course / self.baseline if self.higher_is_better else self.baseline / self.course
 
     def as_dict(self) -> dict[str, Any]:
+        if self.failed is not None:  # JSON has no NaN: null measurements and the reason
+            return {"what": self.what, "unit": self.unit, "baseline": None, "course": None, "ratio": None,
+                    "failed": self.failed, **self.notes}
         return {"what": self.what, "unit": self.unit, "baseline": self.baseline, "course": self.course,
                 "ratio": self.ratio, **self.notes}
 
@@ -79,6 +97,11 @@ def machine() -> str:
     return f"{name}, {torch.get_num_threads()} threads"
 
 
+def cpu_bf16_units() -> bool:
+    """Whether this CPU multiplies bf16 natively (AVX-512 BF16 or AMX); without, bf16 is emulated, and slower."""
+    return any(getattr(torch.cpu, name, lambda: False)() for name in ("_is_avx512_bf16_supported", "_is_amx_tile_supported"))
+
+
 # --- 02: grouping ---------------------------------------------------------------------------------
 
 def guide_group_texts(examples: dict[str, list[list[int]]], block_size: int) -> dict[str, list[list[int]]]:
@@ -89,11 +112,16 @@ def guide_group_texts(examples: dict[str, list[list[int]]], block_size: int) -> 
 
 
 def group_texts_row(batch: dict[str, list[list[int]]], block_size: int = 128, repeat: int = 3) -> Row:
-    assert preprocess.group_texts(batch, block_size) == guide_group_texts(batch, block_size), "blocks differ"
+    """The course's ``group_texts`` against the guide's, timed only once their blocks are identical (else Mismatch)."""
+    course_blocks, guide_blocks = preprocess.group_texts(batch, block_size), guide_group_texts(batch, block_size)
+    if course_blocks != guide_blocks:
+        raise Mismatch(f"group_texts and the guide's give different blocks ({len(course_blocks.get('input_ids', []))} "
+                       f"against {len(guide_blocks.get('input_ids', []))})")
     n = len(batch["input_ids"])
     guide = min(seconds(lambda: guide_group_texts(batch, block_size), repeat=repeat))  # both warmed up, the same repeats
     course = min(seconds(lambda: preprocess.group_texts(batch, block_size), repeat=repeat))
-    return Row(f"group_texts_{n}", f"group_texts, {n:,}-example batch (blocks identical)", "s", guide, course)
+    return Row(f"group_texts_{n}", f"group_texts, {n:,}-example batch (blocks identical)", "s", guide, course,
+               notes={"blocks": len(guide_blocks["input_ids"]), "identical": True})
 
 
 def describe_group(row: Row) -> str:
@@ -105,12 +133,13 @@ def describe_group(row: Row) -> str:
 
 # --- 04: a training step --------------------------------------------------------------------------
 
-def distilroberta_sized() -> RobertaForMaskedLM:
-    """DistilRoBERTa's shape (6 layers, hidden 768, vocabulary 50,265), randomly initialised: no hub here."""
+def distilroberta_sized(at_masks: bool = False) -> RobertaForMaskedLM:
+    """DistilRoBERTa's shape (6 layers, hidden 768, vocabulary 50,265), randomly initialised: no hub here. The same
+    weights either way; ``at_masks`` builds ``masked_head.RobertaForMaskedLMAtMasks``, the head at the masks."""
     torch.manual_seed(0)
     shape = RobertaConfig(vocab_size=50265, hidden_size=768, num_hidden_layers=6, num_attention_heads=12,
                           intermediate_size=3072, max_position_embeddings=514, type_vocab_size=1, pad_token_id=1)
-    return RobertaForMaskedLM(shape)
+    return (masked_head.RobertaForMaskedLMAtMasks if at_masks else RobertaForMaskedLM)(shape)
 
 
 def random_mlm_batch(vocab_size: int, mask_id: int, rows: int, length: int = 128, probability: float = 0.15,
@@ -197,7 +226,8 @@ def fill_mask_rows(model, tokenizer, texts: list[str], repeat: int = 30) -> list
 
     fill = pipeline("fill-mask", model=model, tokenizer=tokenizer, device=next(model.parameters()).device)
     one = texts[0]
-    assert infer.agree(fill(one, top_k=3), infer.fill_mask(one, model, tokenizer, 3)), "pipeline and course disagree"
+    if not infer.agree(fill(one, top_k=3), infer.fill_mask(one, model, tokenizer, 3)):
+        raise Mismatch(f"the pipeline and the course's fill_mask give different answers for {one!r}")
     base = seconds(lambda: fill(one, top_k=3), repeat)
     fast = seconds(lambda: infer.fill_mask(one, model, tokenizer, 3), repeat)
 
@@ -247,7 +277,7 @@ class TrainingBudget(TrainerCallback):
 def race(settings: config.Settings, blocks: DatasetDict, eval_masks, budget: float) -> tuple[float, int]:
     """Train ``settings``' recipe for ``budget`` seconds of steps; the perplexity it reaches and its steps."""
     tokenizer = assets.load_tokenizer(settings.model)
-    model = assets.load_model(settings.model)
+    model = assets.load_model(settings.model, at_masks=settings.masked_head)
     # evaluation and checkpoints are not part of the race
     trainer = train.make_trainer(settings, model, tokenizer, blocks["train"], eval_masks,
                                  eval_strategy="no", eval_on_start=False, save_strategy="no")
@@ -271,12 +301,12 @@ def quality_row(course: config.Settings, blocks: DatasetDict, eval_masks, budget
 
 def precision_row(name: str, what: str, make_model: Callable[[], Any], batches: list[dict[str, torch.Tensor]],
                   lr: float) -> Row:
-    """fp32 against bf16 autocast, both with the head at the masks, from the same weights over the same batches:
-    seconds a step (the median), and the loss on the first batch after the last step, in fp32."""
+    """fp32 against bf16 autocast, from the same weights over the same batches, both through the forward of the model
+    ``make_model`` returns (a ``masked_head`` AtMasks class: the head at the masks): seconds a step (the median),
+    and the loss on the first batch after the last step, in fp32."""
     results = {}
     for label, bf16 in [("baseline", False), ("course", True)]:
         model = make_model()
-        masked_head.install(model)
         model.train()
         optimizer = torch.optim.AdamW(model.parameters(), lr=lr)
         times = []
@@ -295,7 +325,7 @@ def precision_row(name: str, what: str, make_model: Callable[[], Any], batches: 
     tokens = batches[0]["input_ids"].numel()
     return Row(name, what, "tokens/s", tokens / results["baseline"][0], tokens / results["course"][0],
                higher_is_better=True, notes={"loss_after": {k: v[1] for k, v in results.items()}, "steps": len(batches),
-                                             "bf16_units": train.cpu_bf16_units(), "machine": machine()})
+                                             "bf16_units": cpu_bf16_units(), "machine": machine()})
 
 
 def cpu_precision_rows(tokenizer, blocks: DatasetDict, settings: config.Settings) -> list[Row]:
@@ -305,9 +335,10 @@ def cpu_precision_rows(tokenizer, blocks: DatasetDict, settings: config.Settings
     big_batches = [random_mlm_batch(50265, 50264, rows=8, seed=i) for i in range(8)]
     return [
         precision_row("cpu_bf16_tiny", "CPU training step, tiny, 32 x 128, head at masks (fp32 vs bf16 autocast), "
-                      "30 steps of the real blocks", lambda: assets.load_model(assets.TINY_MODEL), tiny_batches, 5e-4),
+                      "30 steps of the real blocks", lambda: assets.load_model(assets.TINY_MODEL, at_masks=True),
+                      tiny_batches, 5e-4),
         precision_row("cpu_bf16_distilroberta_size", "CPU training step, DistilRoBERTa-sized, 8 x 128, head at masks "
-                      "(fp32 vs bf16 autocast), 8 steps", distilroberta_sized, big_batches, 1e-4),
+                      "(fp32 vs bf16 autocast), 8 steps", lambda: distilroberta_sized(at_masks=True), big_batches, 1e-4),
     ]
 
 
@@ -325,9 +356,7 @@ def ddp_worker(out: Path, repeat: int = 5) -> None:
     batch = random_mlm_batch(len(tokenizer), tokenizer.mask_token_id, rows=16, seed=rank)
     result = {}
     for label, fast in [("baseline", False), ("course", True)]:
-        model = assets.load_model(assets.TINY_MODEL)
-        if fast:
-            masked_head.install(model)
+        model = assets.load_model(assets.TINY_MODEL, at_masks=fast)
         ddp = DistributedDataParallel(model.train())
 
         def step():
@@ -341,21 +370,34 @@ def ddp_worker(out: Path, repeat: int = 5) -> None:
     dist.destroy_process_group()
 
 
-def ddp_row() -> list[Row]:
-    torchrun = Path(sys.executable).parent / "torchrun"
+DDP_NAME = "ddp_train_step_tiny"
+DDP_WHAT = ("training step under torchrun --nproc_per_node 2 (gloo, 1 thread each), tiny, 16 x 128 a process "
+            "(head everywhere vs head at masks)")
+
+
+def ddp_row(command: list[str] | None = None) -> list[Row]:
+    """The torchrun row; if the run fails, one row marked failed with the end of its error output (never no row).
+    ``command`` stands in for the torchrun command line in tests (the output path is appended)."""
+    if command is None:
+        command = [str(Path(sys.executable).parent / "torchrun"), "--standalone", "--nproc_per_node", "2",
+                   "-m", "helpers.bench", "--ddp-worker"]
     with tempfile.TemporaryDirectory() as scratch:
         out = Path(scratch) / "ddp.json"
         env = dict(os.environ, OMP_NUM_THREADS="1", PYTHONPATH=str(config.project_root()))
-        ran = subprocess.run([str(torchrun), "--standalone", "--nproc_per_node", "2", "-m", "helpers.bench",
-                              "--ddp-worker", str(out)], env=env, capture_output=True, text=True, timeout=600)
-        if ran.returncode != 0 or not out.exists():
-            print(f"  the torchrun row failed: {ran.stderr[-500:]}")
-            return []
+        try:
+            ran = subprocess.run([*command, str(out)], env=env, capture_output=True, text=True, timeout=600)
+        except (OSError, subprocess.TimeoutExpired) as err:
+            error = f"{type(err).__name__}: {err}"
+        else:
+            error = None if ran.returncode == 0 and out.exists() else (
+                f"exit status {ran.returncode}: {(ran.stderr or ran.stdout or 'no output').strip()[-500:]}")
+        if error is not None:
+            print(f"  the torchrun row failed: {error}")
+            return [Row.failure(DDP_NAME, DDP_WHAT, "tokens/s", error, machine=machine())]
         found = json.loads(out.read_text())
     tokens = found["tokens"] * found["world_size"]
-    return [Row("ddp_train_step_tiny", "training step under torchrun --nproc_per_node 2 (gloo, 1 thread each), tiny, "
-                "16 x 128 a process (head everywhere vs head at masks)", "tokens/s", tokens / found["baseline"],
-                tokens / found["course"], higher_is_better=True, notes={"seconds_per_step": found, "machine": machine()})]
+    return [Row(DDP_NAME, DDP_WHAT, "tokens/s", tokens / found["baseline"], tokens / found["course"],
+                higher_is_better=True, notes={"seconds_per_step": found, "machine": machine()})]
 
 
 # --- GPU rows ---------------------------------------------------------------------------------------
@@ -426,7 +468,7 @@ def run(budget: float, out: Path) -> list[Row]:
 
     def done(new: list[Row]) -> None:
         for row in new:
-            print(f"  {row.name}: {row.ratio:.1f}x", flush=True)
+            print(f"  {row.name}: {'FAILED' if row.failed else f'{row.ratio:.1f}x'}", flush=True)
         rows.extend(new)
 
     print("group_texts ...", flush=True)
@@ -471,7 +513,7 @@ def run(budget: float, out: Path) -> list[Row]:
 
 
 def write(rows: list[Row], out: Path) -> None:
-    record = {"machine": {"platform": platform.platform(), "processor": machine(), "bf16_units": train.cpu_bf16_units(),
+    record = {"machine": {"platform": platform.platform(), "processor": machine(), "bf16_units": cpu_bf16_units(),
                           "torch_threads": torch.get_num_threads(), "torch": torch.__version__,
                           "cuda": torch.cuda.get_device_name() if torch.cuda.is_available() else None},
               **{row.name: row.as_dict() for row in rows}}
@@ -484,7 +526,11 @@ def write(rows: list[Row], out: Path) -> None:
 def table(rows: list[Row]) -> str:
     lines = [f"{'row':<34} {'baseline':>12} {'course':>12} {'unit':<12} {'ratio':>7}"]
     for row in rows:
-        lines.append(f"{row.name:<34} {row.baseline:>12.4g} {row.course:>12.4g} {row.unit:<12} {row.ratio:>6.1f}x")
+        if row.failed is not None:
+            reason = row.failed.strip().splitlines()[-1][:80] if row.failed.strip() else "no reason given"
+            lines.append(f"{row.name:<34} {'FAILED':>12} {'FAILED':>12} {row.unit:<12} {'failed':>7}  ({reason})")
+        else:
+            lines.append(f"{row.name:<34} {row.baseline:>12.4g} {row.course:>12.4g} {row.unit:<12} {row.ratio:>6.1f}x")
     return "\n".join(lines)
 
 
