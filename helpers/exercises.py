@@ -149,6 +149,16 @@ def measure_runs(root: Path, names: list[str], overrides: dict[str, Any]) -> dic
     return measured
 
 
+def mask_overlap(settings: config.Settings, tokenizer) -> float:
+    """03's "Fresh masks differ": the share of the fixed evaluation masks' picked positions that masks drawn
+    over the same test blocks with seed 1 pick too. Needs no training: blocks and masks only."""
+    masks = steps.eval_masks(settings, tokenizer)
+    other = collate.make_eval_masks(steps.blocks(settings, tokenizer)["test"], tokenizer, dataclasses.replace(settings, seed=1))
+    picked = [label != collate.IGNORE for row in masks["labels"] for label in row]
+    picked_other = [label != collate.IGNORE for row in other["labels"] for label in row]
+    return sum(a and b for a, b in zip(picked, picked_other)) / sum(picked)
+
+
 def extras(root: Path, measured: dict[str, dict[str, Any]], overrides: dict[str, Any]) -> dict[str, Any]:
     """The figures that need no training of their own: an error, a mask overlap, fill-mask and ranks."""
     base_settings = make_settings(PROFILE, **{**overrides, "run_dir": str(root / "baseline")})
@@ -159,18 +169,13 @@ def extras(root: Path, measured: dict[str, dict[str, Any]], overrides: dict[str,
     except config.SettingsError as err:
         block_600_error = str(err)
     test_blocks = steps.blocks(base_settings, tokenizer)["test"]
-    masks = steps.eval_masks(base_settings, tokenizer)
-    other = collate.make_eval_masks(test_blocks, tokenizer, dataclasses.replace(base_settings, seed=1))
-    picked = [label != collate.IGNORE for row in masks["labels"] for label in row]
-    picked_other = [label != collate.IGNORE for row in other["labels"] for label in row]
-    both = sum(a and b for a, b in zip(picked, picked_other))
     finetuned = runs.load_model(base_settings)
     base = assets.load_model(base_settings.model)
     water = infer.with_mask("Water is made of hydrogen and {mask}.", tokenizer)
     spiral = infer.with_mask(base_settings.fill_mask_text, tokenizer)
     found = {
         "block_600_error": block_600_error,
-        "mask_overlap": both / sum(picked),
+        "mask_overlap": mask_overlap(base_settings, tokenizer),
         "baseline_on_30": evaluate.score(finetuned, collate.make_eval_masks(
             test_blocks, tokenizer, dataclasses.replace(base_settings, mlm_probability=0.3)), top_k=()).perplexity,
         "water_top3": ", ".join(f"{r['token_str'].strip()} ({r['score']:.3f})" for r in infer.fill_mask(water, finetuned, tokenizer, 3)),
@@ -300,7 +305,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("-p", nargs=2, action="append", default=[], metavar=("NAME", "VALUE"),
                         help="a setting changed in every run (a quick rehearsal: -p num_examples 300 -p max_steps 3)")
     args = parser.parse_args(argv)
-    overrides = {name: config.parse_value(value) for name, value in args.p}
+    overrides = config.parse_command_line(config.parameter_pairs(args.p))  # typed as the settings declare
     with tempfile.TemporaryDirectory(prefix="try_it-") as scratch:
         measured = measure(Path(scratch), overrides)
     runs.write_json(args.out, measured)

@@ -1,3 +1,4 @@
+import itertools
 import math
 import os
 
@@ -5,6 +6,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 from datasets import Dataset
+from transformers import BertConfig, BertForMaskedLM
 
 from helpers import collate, evaluate
 
@@ -13,6 +15,26 @@ def eval_set(tokenizer, settings, n_blocks=12):
     generator = torch.Generator().manual_seed(1)
     ids = torch.randint(2000, 20000, (n_blocks, 32), generator=generator)
     return collate.make_eval_masks(Dataset.from_dict({"input_ids": ids.tolist()}), tokenizer, settings)
+
+
+def small_model(seed=0):
+    """A small random BertForMaskedLM over the tiny model's vocabulary: the plain class, with dropout on by default."""
+    torch.manual_seed(seed)
+    return BertForMaskedLM(BertConfig(vocab_size=30522, hidden_size=32, num_hidden_layers=2, num_attention_heads=2,
+                                      intermediate_size=64))
+
+
+@torch.no_grad()
+def hand_perplexity(model, masks) -> float:
+    """exp(summed cross-entropy over the labelled tokens / their count), through the plain class's standard forward."""
+    model.eval()
+    total, count = 0.0, 0
+    for row in masks.with_format("torch"):
+        logits = BertForMaskedLM.forward(model, input_ids=row["input_ids"][None], attention_mask=row["attention_mask"][None]).logits[0]
+        picked = row["labels"] != collate.IGNORE
+        total += F.cross_entropy(logits[picked], row["labels"][picked], reduction="sum").item()
+        count += int(picked.sum())
+    return math.exp(total / count)
 
 
 def test_mean_loss_counts_every_masked_token_once(model, tokenizer, settings):
@@ -26,11 +48,16 @@ def test_mean_loss_counts_every_masked_token_once(model, tokenizer, settings):
     assert evaluate.masked_tokens(masks) == int((batch["labels"] != collate.IGNORE).sum())
 
 
-def test_perplexity_is_the_same_at_every_call(model, tokenizer, settings):
+def test_perplexity_is_a_hand_loop_over_the_standard_forward_even_from_a_model_left_in_training_mode(tokenizer, settings):
     masks = eval_set(tokenizer, settings)
-    first = evaluate.perplexity(model, masks, batch_size=4)
-    assert first == evaluate.perplexity(model, masks, batch_size=4)
-    assert first == math.exp(evaluate.mean_loss(model, masks, batch_size=4))
+    small = small_model()
+    expected = hand_perplexity(small, masks)  # a row at a time: no batching to get wrong
+    for at_masks in (True, False):
+        for _call in range(2):  # dropout on at every call: the evaluation must switch it off itself
+            small.train()
+            assert evaluate.perplexity(small, masks, batch_size=5, head_only_at_masks=at_masks) == pytest.approx(expected, rel=1e-5)
+            small.train()
+            assert evaluate.score(small, masks, batch_size=5, head_only_at_masks=at_masks).perplexity == pytest.approx(expected, rel=1e-5)
 
 
 def test_a_batch_with_no_masked_token_is_skipped_not_nan_both_ways(model, tokenizer, settings):
@@ -38,10 +65,14 @@ def test_a_batch_with_no_masked_token_is_skipped_not_nan_both_ways(model, tokeni
     with_empty = masks.to_dict()
     with_empty["labels"][:4] = [[collate.IGNORE] * 32] * 4  # the first batch of 4 has nothing to score
     empty_first = Dataset.from_dict(with_empty)
+    batch = empty_first.with_format("torch")[:]
+    with torch.no_grad():
+        logits = model.eval()(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits
+    # the mean over the other 8 rows' masked tokens, by hand
+    expected = F.cross_entropy(logits.flatten(0, 1), batch["labels"].flatten(), ignore_index=collate.IGNORE).item()
     for at_masks in (True, False):
         loss = evaluate.mean_loss(model, empty_first, batch_size=4, head_only_at_masks=at_masks)
-        assert math.isfinite(loss)
-    assert math.isclose(evaluate.mean_loss(model, empty_first, 4, True), evaluate.mean_loss(model, empty_first, 4, False), rel_tol=1e-5)
+        assert math.isclose(loss, expected, rel_tol=1e-5)
 
 
 def test_score_counts_top_k_hits_as_the_logits_rank_them_both_ways(model, tokenizer, settings):
@@ -53,11 +84,12 @@ def test_score_counts_top_k_hits_as_the_logits_rank_them_both_ways(model, tokeni
     top5 = logits[picked].topk(5).indices
     labels = batch["labels"][picked]
     expected = {1: (top5[:, 0] == labels).float().mean().item(), 5: (top5 == labels[:, None]).any(1).float().mean().item()}
+    expected_perplexity = math.exp(F.cross_entropy(logits[picked], labels).item())  # every masked token weighs the same
     for at_masks in (True, False):
         scores = evaluate.score(model, masks, batch_size=5, head_only_at_masks=at_masks)
         assert scores.tokens == int(picked.sum())
         assert scores.accuracy == pytest.approx(expected)
-        assert scores.perplexity == pytest.approx(evaluate.perplexity(model, masks, batch_size=5), rel=1e-6)
+        assert scores.perplexity == pytest.approx(expected_perplexity, rel=1e-5)
 
 
 def test_top_k_accuracy_counts_a_hit_at_any_place_up_to_k(tokenizer, settings):
@@ -105,10 +137,28 @@ def test_the_unigram_table_is_smoothed_counts_without_special_tokens(tokenizer):
     assert scores.accuracy == {1: 0.5, 5: 1.0}  # its guesses, most frequent first: 10, 12, ...
 
 
-def test_uniform_perplexity_is_the_vocabulary_size(tokenizer, settings):
+def test_uniform_scores_are_what_a_model_with_flat_logits_scores(tokenizer, settings):
     masks = eval_set(tokenizer, settings, n_blocks=2)
+    flat = small_model()
+    with torch.no_grad():  # every vocabulary logit 0 at every position: a model that guesses uniformly
+        flat.cls.predictions.decoder.weight.zero_()
+        flat.cls.predictions.bias.zero_()
+    measured = evaluate.score(flat, masks, batch_size=4, top_k=())
     uniform = evaluate.uniform_scores(30522, masks)
-    assert uniform.perplexity == pytest.approx(30522) and uniform.accuracy[5] == pytest.approx(5 / 30522)
+    assert uniform.perplexity == pytest.approx(measured.perplexity, rel=1e-5)
+    assert uniform.tokens == measured.tokens
+
+
+def test_uniform_top_k_accuracy_is_the_mean_over_every_ordering_of_the_vocabulary(tokenizer, settings):
+    masks = eval_set(tokenizer, settings, n_blocks=2)
+    vocab, top_k = 5, (1, 2, 5)
+    orders = [list(o) for o in itertools.permutations(range(vocab))]  # uniform guessing: each ordering equally likely
+    metric = evaluate.accuracy_metric()
+    for truth in range(vocab):
+        metric.add_batch(predictions=orders, references=[truth] * len(orders))
+    over_every_order = metric.compute(k=top_k)
+    assert evaluate.uniform_scores(vocab, masks, top_k).accuracy == pytest.approx(
+        {k: over_every_order[f"top{k}_accuracy"] for k in top_k})
 
 
 def _scores(base_ppl):

@@ -28,24 +28,25 @@ def test_the_committed_figures_cover_every_exercise_on_the_plain_profile():
         assert "not measured yet" not in text and "{" not in text.replace("{mask}", ""), notebook
 
 
-def test_what_the_exercises_say_in_words_holds_for_the_committed_figures():
-    """The texts draw conclusions ("noise", "most of the gain", "needs the larger step"): the figures must bear them out."""
-    import math
+@pytest.mark.slow
+def test_the_mask_overlap_exercise_measured_again_gives_the_committed_figure(tmp_path, tokenizer):
+    """03's "Fresh masks differ" needs no training: rebuild the tiny profile's blocks and masks, measure it again."""
+    settings = config.make_settings(exercises.PROFILE, run_dir=str(tmp_path / "baseline"))
+    overlap = exercises.mask_overlap(settings, tokenizer)
+    committed = exercises.read()["extras"]["mask_overlap"]
+    assert overlap == pytest.approx(committed, abs=5e-4), "the figure 03 prints (to 0.1%) is stale: rerun make exercises"
+    assert overlap == pytest.approx(settings.mlm_probability, abs=0.02)  # what the text says: "about the 15% that chance gives"
 
-    m = exercises.read()
-    r, x = m["runs"], m["extras"]
-    base = r["baseline"]
-    assert abs(r["seed"]["perplexity_after"] / base["perplexity_after"] - 1) < 0.05  # another seed: noise-sized
-    assert r["block_size"]["train_blocks"] / base["train_blocks"] == pytest.approx(2, rel=0.05)  # "twice as many"
-    assert r["mlm_probability"]["picked"] == pytest.approx(0.3, abs=0.01)
-    assert x["mask_overlap"] == pytest.approx(0.15, abs=0.03)  # "about the 15% that chance gives"
-    assert r["guide_lr"]["perplexity_after"] > 2 * base["perplexity_after"]  # "needs the larger step"
-    assert x["standard_head_ratio"] > 1.5  # "longer"
-    assert r["standard_head"]["perplexity_after"] == pytest.approx(base["perplexity_after"], rel=0.02)  # "the same training"
-    gain = math.log(base["perplexity_before"] / base["perplexity_after"])
-    assert math.log(base["perplexity_before"] / r["one_epoch"]["perplexity_after"]) > gain / 2  # "most of the gain"
-    assert x["baseline_on_30"] > base["perplexity_after"]  # "a harder test"
-    assert x["spiral_rank_base"] > 10  # "no list short enough to read shows it"
+
+def test_an_exercise_renders_its_own_run_beside_the_baseline():
+    measured = {"profile": "tiny", "overrides": {"max_steps": 2}, "machine": "a CPU", "date": "today", "extras": {},
+                "runs": {"baseline": {"perplexity_after": 50.04, "top1_after": 0.3}, "seed": {"perplexity_after": 61.26, "top1_after": 0.25}}}
+    first, second, footer = exercises.section("01_load", measured).split("\n", 2)
+    assert first.startswith("1. **Another seed.**")
+    assert "came out 61.3, against 50.0 with seed 42, and its top-1 accuracy 25.0% against 30.0%" in first
+    assert second.startswith("2. **Your own text.**") and second.endswith(exercises.NOT_MEASURED)  # no train_blocks measured
+    assert footer.strip() == ("*Measured by `make exercises` on the tiny profile, max_steps=2, a CPU, today; your figures "
+                              "will differ a little on another machine.*")
 
 
 def test_an_unmeasured_exercise_says_how_to_measure_it():

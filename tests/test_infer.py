@@ -1,8 +1,26 @@
+import copy
+
 import pytest
+import torch
 
 from helpers import infer
 
 TEXT = "The Milky Way is a {mask} galaxy."
+
+
+@pytest.fixture(scope="module")
+def tuned(model, tokenizer):
+    """The tiny model after a few optimizer steps on one sentence, "spiral" at its mask: a genuinely different model."""
+    tuned = copy.deepcopy(model).train()
+    inputs = tokenizer(infer.with_mask(TEXT, tokenizer), return_tensors="pt")
+    labels = torch.full_like(inputs["input_ids"], -100)
+    labels[inputs["input_ids"] == tokenizer.mask_token_id] = infer.answer_id("spiral", tokenizer)
+    optimizer = torch.optim.AdamW(tuned.parameters(), lr=1e-3)
+    for _ in range(5):
+        tuned(**inputs, labels=labels).loss.backward()
+        optimizer.step()
+        optimizer.zero_grad()
+    return tuned.eval()
 
 
 def test_fill_mask_returns_what_the_pipeline_returns(model, tokenizer):
@@ -46,11 +64,16 @@ def test_unusable_requests_are_refused(model, tokenizer, text, top_k, words):
         infer.fill_mask(text, model, tokenizer, top_k=top_k)
 
 
-def test_side_by_side_has_a_column_pair_per_model(model, tokenizer):
-    rows = infer.fill_mask(infer.with_mask(TEXT, tokenizer), model, tokenizer)
-    table = infer.side_by_side({"base": rows, "again": rows})
-    assert list(table.columns) == [("base", "token"), ("base", "score"), ("again", "token"), ("again", "score")]
+def test_side_by_side_has_a_column_pair_per_model_each_with_its_own_answers(model, tuned, tokenizer):
+    text = infer.with_mask(TEXT, tokenizer)
+    results = {"base": infer.fill_mask(text, model, tokenizer), "fine-tuned": infer.fill_mask(text, tuned, tokenizer)}
+    table = infer.side_by_side(results)
+    assert list(table.columns) == [("base", "token"), ("base", "score"), ("fine-tuned", "token"), ("fine-tuned", "score")]
     assert list(table.index) == [1, 2, 3]
+    for name, rows in results.items():
+        assert table[(name, "token")].tolist() == [r["token_str"] for r in rows]
+        assert table[(name, "score")].tolist() == pytest.approx([r["score"] for r in rows], abs=5e-4)
+    assert table.loc[1, ("fine-tuned", "token")] == "spiral" != table.loc[1, ("base", "token")]
 
 
 def test_rank_one_is_the_first_guess_with_its_probability(model, tokenizer):
@@ -71,12 +94,18 @@ def test_ranking_needs_exactly_one_mask(model, tokenizer):
         infer.rank_of("a [MASK] and a [MASK]", "star", model, tokenizer)
 
 
-def test_the_probe_table_ranks_each_answer_under_each_model(model, tokenizer):
-    probes = (("The Earth orbits the {mask}.", "sun"), ("Plants make food by {mask}.", "photosynthesis"))
-    table = infer.probe_table({"base": model, "again": model}, tokenizer, probes)
-    assert list(table["expected"]) == ["sun", "photosynthesis"]
-    assert table.loc[0, "rank, base"] == table.loc[0, "rank, again"] >= 1
-    assert table["rank, base"].isna().tolist() == [False, True]  # several tokens: no rank
+def test_the_probe_table_ranks_each_answer_under_each_model(model, tuned, tokenizer):
+    probes = ((TEXT, "spiral"), ("The Earth orbits the {mask}.", "sun"), ("Plants make food by {mask}.", "photosynthesis"))
+    models = {"base": model, "fine-tuned": tuned}
+    table = infer.probe_table(models, tokenizer, probes)
+    assert list(table["expected"]) == ["spiral", "sun", "photosynthesis"]
+    for name, m in models.items():
+        for row, (template, word) in enumerate(probes[:2]):
+            text = infer.with_mask(template, tokenizer)
+            assert table.loc[row, f"rank, {name}"] == infer.rank_of(text, word, m, tokenizer)[0]
+            assert table.loc[row, f"first guess, {name}"] == infer.fill_mask(text, m, tokenizer, top_k=1)[0]["token_str"].strip()
+    assert table.loc[0, "rank, fine-tuned"] == 1 < table.loc[0, "rank, base"]  # the tuned sentence: its answer came first
+    assert table["rank, base"].isna().tolist() == [False, False, True]  # several tokens: no rank
 
 
 def test_the_probe_reading_counts_what_moved_and_names_copied_words():
@@ -115,7 +144,8 @@ def test_an_answer_of_several_tokens_gets_no_rank_and_a_reading_that_says_why(mo
     assert infer.ranks(table) == {"base": None}
     assert "several tokens for this tokenizer" in infer.answer_reading(text, "photosynthesis", table, {"base": "x"})
     table = infer.answer_table(infer.with_mask(TEXT, tokenizer), "spiral", {"base": model}, tokenizer)
-    assert isinstance(infer.ranks(table)["base"], int)
+    rank = infer.ranks(table)["base"]
+    assert type(rank) is int and rank == infer.rank_of(infer.with_mask(TEXT, tokenizer), "spiral", model, tokenizer)[0]
 
 
 def test_moved_up_checks_the_answer_and_most_probes_and_says_none_without_ranks():

@@ -1,9 +1,20 @@
 """The figures the notebooks show, and the interactive fill-mask box behind 06's last cell."""
 
 import pytest
+import torch
 from matplotlib.colors import to_hex
+from transformers import AutoModelForMaskedLM
 
 from helpers import collate, infer, interactive, plots
+
+TEXT = "The Milky Way is a [MASK] galaxy."
+
+
+@pytest.fixture(scope="module")
+def other(model):
+    """A genuinely different model to set beside the tiny one: its architecture, freshly initialised (seed 1)."""
+    torch.manual_seed(1)
+    return AutoModelForMaskedLM.from_config(model.config).eval()
 
 
 def test_lengths_puts_documents_beside_blocks():
@@ -25,10 +36,15 @@ def test_masked_block_colours_each_picked_token_by_what_happened(tokenizer):
     assert max(t.get_position()[0] + len(t.get_text()) for t in texts) <= 40  # wrapped at the width
 
 
-def test_top_k_draws_a_bar_per_answer(model, tokenizer):
-    rows = infer.fill_mask(infer.with_mask("The Milky Way is a {mask} galaxy.", tokenizer), model, tokenizer, top_k=4)
-    fig = plots.top_k({"base": rows, "again": rows}, "text")
-    assert [len(ax.patches) for ax in fig.axes] == [4, 4]
+def test_top_k_draws_each_models_own_answers_as_bars(model, other, tokenizer):
+    results = {"base": infer.fill_mask(TEXT, other, tokenizer, top_k=4), "fine-tuned": infer.fill_mask(TEXT, model, tokenizer, top_k=3)}
+    fig = plots.top_k(results, "text")
+    assert [ax.get_title() for ax in fig.axes] == ["base", "fine-tuned"]
+    assert [len(ax.patches) for ax in fig.axes] == [4, 3]
+    for ax, rows in zip(fig.axes, results.values()):  # likeliest at the top: drawn last
+        assert [t.get_text() for t in ax.get_yticklabels()] == [r["token_str"] for r in rows][::-1]
+        assert [bar.get_width() for bar in ax.patches] == pytest.approx([r["score"] for r in rows][::-1])
+    assert [t.get_text() for t in fig.axes[0].get_yticklabels()] != [t.get_text() for t in fig.axes[1].get_yticklabels()]
 
 
 def test_reference_points_label_each_bar_on_a_log_scale():
@@ -48,14 +64,16 @@ def test_evaluation_losses_are_points_not_a_line():
 
 
 @pytest.fixture
-def models(model):
-    return {"base": model, "fine-tuned": model}
+def models(model, other):
+    return {"base": other, "fine-tuned": model}
 
 
-def test_the_box_prints_its_answers_where_widgets_cannot_show(models, tokenizer, capsys):
-    assert interactive.fill_mask_box(models, tokenizer, "The Milky Way is a [MASK] galaxy.", 2) is None  # no kernel here
+def test_the_box_prints_each_models_answers_where_widgets_cannot_show(models, tokenizer, capsys):
+    assert interactive.fill_mask_box(models, tokenizer, TEXT, 2) is None  # no kernel here
     lines = capsys.readouterr().out.splitlines()
-    assert [line.split(":")[0] for line in lines] == ["base", "fine-tuned"] and len(lines[0].split(",")) == 2
+    expected = [f"{name}: " + ", ".join(f"{r['token_str']} {r['score']:.3f}" for r in infer.fill_mask(TEXT, m, tokenizer, 2))
+                for name, m in models.items()]
+    assert lines == expected and expected[0].split(": ", 1)[1] != expected[1].split(": ", 1)[1]
 
 
 def test_the_box_redraws_on_a_new_text_and_explains_a_bad_one(models, tokenizer, monkeypatch):
@@ -70,6 +88,10 @@ def test_the_box_redraws_on_a_new_text_and_explains_a_bad_one(models, tokenizer,
     assert output.outputs[0]["text"].startswith("the text has no mask token")
 
 
-def test_answers_take_the_first_of_several_masks(models, tokenizer):
-    results = interactive.answers("The [MASK] Way is a [MASK] galaxy.", models, tokenizer, 2)
-    assert results["base"] == infer.fill_mask("The [MASK] Way is a [MASK] galaxy.", models["base"], tokenizer, 2)[0]
+def test_answers_take_the_first_of_several_masks_for_each_model(models, tokenizer):
+    text = "The [MASK] Way is a [MASK] galaxy."
+    results = interactive.answers(text, models, tokenizer, 2)
+    for name, m in models.items():
+        first, second = infer.fill_mask(text, m, tokenizer, 2)
+        assert results[name] == first != second
+    assert results["base"] != results["fine-tuned"]
