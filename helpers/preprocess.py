@@ -10,6 +10,7 @@ from datasets import DatasetDict, IterableDataset
 from .config import Settings, SettingsError
 
 PARALLEL_FROM = 1_000  # records; below this, starting worker processes costs more than it saves
+GROUP_BATCH = 1_000  # records grouped together (datasets.map's default); the same in memory and streamed
 
 
 class BlocksError(ValueError):
@@ -92,7 +93,8 @@ def joined_offsets(spans: list[tuple[int, int]], text: str) -> list[tuple[int, i
 
 
 def workers(n_records: int) -> int | None:
-    """How many processes ``datasets.map`` should use: the machine's cores for a large corpus."""
+    """How many processes tokenizing should use: the machine's cores for a large corpus (each record is
+    tokenized alone, so the tokens are the same on any number)."""
     if n_records < PARALLEL_FROM:
         return None
     return min(os.cpu_count() or 1, 8)
@@ -112,10 +114,12 @@ def tokenize_splits(splits: DatasetDict, tokenizer, settings: Settings) -> Datas
 
 def group_splits(tokens: DatasetDict, settings: Settings) -> DatasetDict:
     """Every tokenized split cut into blocks of ``block_size``; an empty split is an error (02_preprocess)."""
+    # One process, in map's batches of 1,000 records: each batch drops its own remainder, so worker processes
+    # (each with its own shard, so its own batch boundaries) would make the blocks depend on the machine's cores.
     blocks = tokens.map(
         group_texts,
         batched=True,
-        num_proc=workers(max(len(s) for s in tokens.values())),
+        batch_size=GROUP_BATCH,
         fn_kwargs={"block_size": settings.block_size},
         desc=f"Grouping into blocks of {settings.block_size}",
     )
@@ -143,7 +147,7 @@ def stream_blocks(stream: IterableDataset, tokenizer, settings: Settings) -> Ite
         raise BlocksError(f"the corpus has no column {settings.text_field!r}; its columns are {list(first)}: set text_field")
     tokens = stream.map(tokenize, batched=True, remove_columns=list(first),
                         fn_kwargs={"tokenizer": tokenizer, "text_field": settings.text_field})
-    return tokens.map(group_texts, batched=True, fn_kwargs={"block_size": settings.block_size})
+    return tokens.map(group_texts, batched=True, batch_size=GROUP_BATCH, fn_kwargs={"block_size": settings.block_size})
 
 
 def counts(splits: DatasetDict, blocks: DatasetDict, block_size: int) -> dict[str, dict[str, int]]:
