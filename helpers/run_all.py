@@ -17,7 +17,8 @@ from pathlib import Path
 from typing import Any
 
 from . import runs
-from .config import STEP_PARAMETERS, Settings, SettingsError, make_settings, parse_value, project_root
+from .config import (STEP_PARAMETERS, Settings, SettingsError, make_settings, parameter_pairs, parse_command_line,
+                     project_root)
 
 NOTEBOOKS = ("01_load", "02_preprocess", "03_collate", "04_train", "05_evaluate", "06_infer")
 QUIET = {  # unattended runs: no progress bars in the executed notebooks, widgets also print their answers
@@ -122,8 +123,8 @@ def headline(settings: Settings, output_dir: Path) -> str:
             f"fill-mask, fine-tuned, {m['fill_mask_text']!r}: {fills}",
             f"training: {m['train_steps']} steps in {m['train_seconds']:.1f} s",
             f"executed notebooks: {output_dir}",
-            f"model: {runs.path(settings, 'model')}",
-            f"metrics: {runs.path(settings, runs.METRICS)}",
+            f"model: {settings.run_path / 'model'}",
+            f"metrics: {settings.run_path / runs.METRICS}",
         ]
     )
 
@@ -134,12 +135,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("-p", nargs=2, action="append", default=[], metavar=("NAME", "VALUE"), help="a parameter")
     parser.add_argument("--output-dir", type=Path, default=None, help="where executed notebooks go")
     args = parser.parse_args(argv)
-    parameters = {name: parse_value(value) for name, value in args.p}
-    if args.profile:
-        parameters["profile"] = args.profile
     import papermill
 
     try:
+        profile = ["--profile", args.profile] if args.profile else []
+        parameters = parse_command_line(profile + parameter_pairs(args.p))  # typed as the settings declare
         settings = run_all(parameters, args.output_dir)
     except SettingsError as err:  # caught before any notebook runs: nothing on disk was touched
         print(f"error: {err}", file=sys.stderr)
