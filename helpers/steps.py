@@ -1,71 +1,82 @@
-"""Each notebook's inputs, from the run folder or built on the spot: so any notebook runs alone (Colab, Lab).
+"""Each notebook's settings and inputs, from the run folder or built on the spot: so any notebook runs alone.
 
-A notebook asks for what earlier notebooks make (``splits``, ``blocks``, ``eval_masks``, the fine-tuned
-model). When the run folder holds it, made with the same settings, it is read; when it is missing or was
-made with other settings, it is built by calling the helpers the earlier notebooks call, and one line says
-what was built, why, and how long it took. A damaged artifact is still refused with the notebook that
-rewrites it. Settings carry over too: a setting a notebook's parameters cell does not list is taken from the
-run folder's record (what the notebooks before it ran with), else from the profile.
+A notebook asks for what earlier notebooks make (``splits``, ``blocks``, ``eval_masks``). The run folder keeps
+each under a key of the settings that made it (helpers/runs.py): when it holds one for these settings it is
+read; when not, it is built by calling the helpers the earlier notebooks call, and one line says what was
+built and how long it took. Settings carry over too: a setting a notebook's parameters cell does not list is
+taken from the run folder's record (what the notebooks before it ran with), else from the profile.
 """
 
 from __future__ import annotations
 
 import os
 import time
+import warnings
 from typing import Any, Callable, Mapping
 
 from . import assets, collate, data, preprocess, progress, runs
-from .config import ADDED_LATER, PARAMETERS, Settings, default_run_dir, made_with, make_settings
+from .config import PARAMETERS, STEP_PARAMETERS, Settings, SettingsError, default_run_dir, make_settings, typed
+
+# notebook -> (the artifacts it reads, those it writes); "eval masks" is this run's kind of them
+ARTIFACTS: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
+    "01_load": ((), ("splits",)),
+    "02_preprocess": (("splits",), ("blocks",)),
+    "03_collate": (("blocks",), ("eval masks",)),
+    "04_train": (("blocks", "eval masks"), ("model",)),
+    "05_evaluate": (("blocks", "eval masks", "model"), (runs.METRICS,)),
+    "06_infer": (("model",), (runs.METRICS,)),
+}
 
 
-def settings(namespace: Mapping[str, Any]) -> Settings:
-    """Settings from a notebook's parameters cell, recorded in the run folder for the notebooks after it.
+def settings(namespace: Mapping[str, Any], notebook: str) -> Settings:
+    """Settings from ``notebook``'s parameters cell, recorded in the run folder for the notebooks after it.
 
-    A setting the cell lists takes its value, ``None`` meaning the profile's; one it does not list takes the
-    value the notebooks before it ran with (the run folder's record), else the profile's.
+    Only the names the cell lists are read (``config.STEP_PARAMETERS``), ``None`` meaning the profile's value;
+    the others take the value the notebooks before it ran with (the run folder's record), else the profile's.
+    A setting assigned here that this notebook does not list is named in a warning: it is not read.
     """
     progress.quiet_libraries()
-    listed = {name for name in PARAMETERS if name in namespace}
-    given = {name: namespace[name] for name in listed if namespace[name] is not None}
+    listed = ("profile", *STEP_PARAMETERS[notebook], "run_dir")
+    given = {name: namespace[name] for name in listed if namespace.get(name) is not None}
     profile = given.pop("profile", "tiny")
-    run_dir = given.get("run_dir") or str(default_run_dir(profile))
+    run_dir = given.pop("run_dir", None) or str(default_run_dir(profile))
     recorded = {k: v for k, v in runs.recorded_settings(run_dir, profile).items() if k not in listed}
-    chosen = make_settings(profile, **{**recorded, **given, "run_dir": run_dir})
+    chosen = make_settings(profile, **{**recorded, **given}, run_dir=run_dir)
+    for name in PARAMETERS:
+        if name not in listed and name in namespace and _is_setting(name, namespace[name]) \
+                and namespace[name] != getattr(chosen, name):
+            owner = next((nb for nb, names in STEP_PARAMETERS.items() if name in names), "run-all's -p")
+            warnings.warn(f"{name}={namespace[name]!r} is set here, but {notebook} does not list {name}: it is not "
+                          f"read, and {name}={getattr(chosen, name)!r} is used. Set it in {owner}'s parameters cell "
+                          f"(or `make run-all PARAMS=\"-p {name} ...\"`)", stacklevel=2)
     runs.record_settings(chosen)
+    print(where(chosen, notebook))
     return chosen
 
 
-def differences(recorded: dict[str, Any] | None, wanted: dict[str, Any]) -> str:
-    """The settings that differ, as ``seed=1 (now 2)``; "" when none do."""
-    if recorded is None:
-        return "settings that were not recorded"
-
-    def value(record: dict[str, Any], name: str) -> Any:  # a setting left out of a record is at its ADDED_LATER value
-        return record.get(name, ADDED_LATER.get(name))
-
-    names = [*wanted, *(name for name in recorded if name not in wanted)]
-    changed = [f"{k}={value(recorded, k)!r} (now {value(wanted, k)!r})" for k in names if value(recorded, k) != value(wanted, k)]
-    return ", ".join(changed)
+def _is_setting(name: str, value: Any) -> bool:
+    """Whether ``value`` could be a value of setting ``name`` (06's ``model``, a model object, is not)."""
+    try:
+        typed(name, value)
+    except SettingsError:
+        return False
+    return True
 
 
-def _ensure(s: Settings, name: str, build: Callable[[], Any], lacks: Callable[[Any], str] = lambda _: ""):
-    """The artifact ``name`` from the run folder if made with these settings; else built, saved and said.
+def where(s: Settings, notebook: str) -> str:
+    """One line: the artifacts ``notebook`` reads and writes, in the run folder."""
+    def names(kinds: tuple[str, ...]) -> str:
+        named = [s.eval_masks_name if kind == "eval masks" else kind for kind in kinds]
+        return ", ".join(f"{name} ({runs.path(s, name).relative_to(s.run_path)})" for name in named) or "the corpus"
+    reads, writes = ARTIFACTS[notebook]
+    return f"run folder {s.run_path}: reads {names(reads)}; writes {names(writes)}"
 
-    ``lacks`` names what a stored artifact misses for these settings ("" when nothing): it is then rebuilt too.
-    """
-    wanted = made_with(s, name)
+
+def _ensure(s: Settings, name: str, build: Callable[[], Any]):
+    """The artifact ``name`` made with these settings, from the run folder; else built, saved and said."""
     if runs.path(s, name).exists():
-        differ = differences(runs.read_made_with(s, name), wanted)
-        if not differ:
-            stored = runs.load_dataset(s, name)
-            missing = lacks(stored)
-            if not missing:
-                return stored
-            why = f"{name} in the run folder {missing}"
-        else:
-            why = f"{name} in the run folder was made with {differ}"
-    else:
-        why = f"{name} is not in the run folder yet"
+        return runs.load_dataset(s, name)
+    why = f"{name} for these settings is not in the run folder yet"
     if int(os.environ.get("WORLD_SIZE", "1")) > 1:  # several processes must not write one artifact at once
         raise runs.MissingArtifactError(f"{why}: run {runs.PRODUCERS[name]} first, in one process")
     start = time.perf_counter()
@@ -88,32 +99,44 @@ def blocks(s: Settings, tokenizer=None):
         preprocess.check_block_size(s.block_size, tok, model_config)  # before any split is built
         return preprocess.build_blocks(splits(s), tok, s, model_config)
 
-    def lacks(stored) -> str:  # blocks made before whole-word masking carry no offsets (03 masks both ways)
-        if "offset_mapping" in stored["train"].column_names or not (tokenizer or assets.load_tokenizer(s.model)).is_fast:
-            return ""
-        return "carries no offset_mapping, which whole-word masking needs"
-
-    return _ensure(s, "blocks", build, lacks)
+    return _ensure(s, "blocks", build)
 
 
 def eval_masks(s: Settings, tokenizer=None):
-    """03_collate's fixed evaluation masks over the test blocks, of this run's kind (token or whole-word)."""
-    return _ensure(s, s.eval_masks_name,
-                   lambda: collate.make_eval_masks(blocks(s, tokenizer)["test"], tokenizer or assets.load_tokenizer(s.model), s))
+    """03_collate's fixed evaluation masks over the test blocks, of this run's kind (token or whole-word).
+
+    A streamed run's come from the records its stream held out (``stream_data``), never from another split.
+    """
+    tokenizer = tokenizer or assets.load_tokenizer(s.model)
+    if s.streaming:
+        return stream_data(s, tokenizer)[1]
+    return _ensure(s, s.eval_masks_name, lambda: collate.make_eval_masks(blocks(s, tokenizer)["test"], tokenizer, s))
 
 
-def finetuned(s: Settings):
-    """04_train's fine-tuned model, trained here first when the run folder has none made with these settings."""
-    from . import train  # here: train reads its inputs through this module
+STREAM_EVAL_BLOCKS = 256  # streaming: the fixed evaluation masks come from at most this many held-out blocks
 
-    if runs.path(s, "model").exists():
-        differ = differences(runs.read_made_with(s, "model"), made_with(s, "model"))
-        if not differ:
-            return runs.load_model(s)
-        why = f"the model in the run folder was trained with {differ}"
-    else:
-        why = "the run folder has no fine-tuned model yet"
-    start = time.perf_counter()
-    train.run(s, share=False)
-    print(f"{why}: trained it with 04_train's helpers in {time.perf_counter() - start:.1f} s")
-    return runs.load_model(s)
+
+def stream_data(s: Settings, tokenizer):
+    """Training blocks read lazily from the corpus, and evaluation masks from its first held-out blocks."""
+    from datasets import Dataset
+
+    stream = data.stream_split(data.stream_corpus(s), s)
+
+    def held_out_masks():
+        test_blocks = Dataset.from_list(list(preprocess.stream_blocks(stream["test"], tokenizer, s).take(STREAM_EVAL_BLOCKS)))
+        if len(test_blocks) == 0:
+            raise preprocess.BlocksError(f"the held-out records yield no block of {s.block_size} tokens: "
+                                         f"use a smaller block_size, a larger test_size or more text")
+        return collate.make_eval_masks(test_blocks, tokenizer, s)
+
+    masks = _ensure(s, "stream_eval_masks", held_out_masks)
+    # shuffled through a buffer, as a stream allows; the seed makes the order repeatable
+    train_blocks = preprocess.stream_blocks(stream["train"], tokenizer, s).shuffle(seed=s.seed, buffer_size=10_000)
+    return train_blocks, masks
+
+
+def training_data(s: Settings, tokenizer):
+    """04_train's inputs: the training blocks and the evaluation masks, in memory or streamed."""
+    if s.streaming:
+        return stream_data(s, tokenizer)
+    return blocks(s, tokenizer)["train"], eval_masks(s, tokenizer)

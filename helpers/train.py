@@ -1,7 +1,7 @@
 """04 train: fine-tune a masked LM with ``Trainer``, evaluating on the fixed masks each epoch.
 
-Also a command, so the same training runs outside a notebook (settings as ``--name value``), under
-``torchrun`` for data parallelism, and from a stream for text larger than memory::
+Also a command, so the same training runs outside a notebook (settings as ``--name value``, typed and
+explained by ``--help``), under ``torchrun`` for data parallelism, and from a stream for text larger than memory::
 
     python -m helpers.train --profile tiny --learning_rate 1e-3
     torchrun --nproc_per_node 2 -m helpers.train --profile tiny
@@ -10,7 +10,6 @@ Also a command, so the same training runs outside a notebook (settings as ``--na
 
 from __future__ import annotations
 
-import argparse
 import json
 import logging
 import os
@@ -23,22 +22,16 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from datasets import Dataset, IterableDataset
+from datasets import IterableDataset
 from transformers import PrinterCallback, Trainer, TrainingArguments, set_seed
 
 from . import assets, data, masked_head, preprocess, progress, runs, steps
-from .collate import TrainEvalCollator, make_eval_masks
-from .config import PARAMETERS, Settings, SettingsError, made_with, make_settings, parse_value
-
+from .collate import TrainEvalCollator
+from .config import Settings, SettingsError, make_settings, parse_command_line
 
 # Checkpoint rotation warns that file times "may not be reliable" and falls back to step numbers,
 # which is what we want anyway; the warning would only clutter the notebook.
 logging.getLogger("transformers.trainer_utils").setLevel(logging.ERROR)
-
-
-def cpu_bf16_units() -> bool:
-    """Whether this CPU multiplies bf16 natively (AVX-512 BF16 or AMX); without, bf16 is emulated, and slower."""
-    return any(getattr(torch.cpu, name, lambda: False)() for name in ("_is_avx512_bf16_supported", "_is_amx_tile_supported"))
 
 
 def precision(settings: Settings) -> dict[str, bool]:
@@ -54,14 +47,7 @@ def precision(settings: Settings) -> dict[str, bool]:
         chosen = "bf16" if torch.cuda.is_bf16_supported() else "fp16"
     if chosen == "fp16" and not torch.cuda.is_available():
         raise SettingsError("precision='fp16' needs a GPU (accelerate has no fp16 autocast on a CPU): use 'bf16' or 'fp32'")
-    if chosen == "bf16" and not torch.cuda.is_available() and not cpu_bf16_units():
-        print("precision='bf16': this CPU has no bf16 units (AVX-512 BF16 or AMX), so bf16 is emulated and slower")
     return {"bf16": chosen == "bf16", "fp16": chosen == "fp16"}
-
-
-def cpu_data_parallel() -> bool:
-    """Several processes (torchrun) and no CUDA: Trainer's DDP on the CPU needs ``use_cpu``, which picks gloo."""
-    return not torch.cuda.is_available() and int(os.environ.get("WORLD_SIZE", "1")) > 1
 
 
 def training_arguments(settings: Settings, **changes: Any) -> TrainingArguments:
@@ -70,6 +56,7 @@ def training_arguments(settings: Settings, **changes: Any) -> TrainingArguments:
     ``changes`` replace any of them (the benchmark turns evaluation and saving off).
     """
     mixed = precision(settings)
+    several_cpu_processes = not torch.cuda.is_available() and int(os.environ.get("WORLD_SIZE", "1")) > 1
     arguments = dict(
         output_dir=str(runs.path(settings, "checkpoints")),
         eval_strategy="steps" if settings.streaming else "epoch",  # a stream has no epochs
@@ -84,7 +71,7 @@ def training_arguments(settings: Settings, **changes: Any) -> TrainingArguments:
         weight_decay=settings.weight_decay,
         per_device_train_batch_size=settings.batch_size,
         per_device_eval_batch_size=settings.eval_batch_size,
-        seed=process_seed(settings),
+        seed=settings.seed + int(os.environ.get("RANK", "0")),  # each process its own dropout; masks: the collator
         data_seed=settings.seed,  # the same batches' order on every process: each takes its share
         logging_strategy="steps",
         logging_steps=0.02,  # a fraction of all steps: 50 points on the loss curve
@@ -92,7 +79,8 @@ def training_arguments(settings: Settings, **changes: Any) -> TrainingArguments:
         remove_unused_columns=False,  # the collator reads offset_mapping (whole words), which the model never sees
         report_to="none",
         dataloader_pin_memory=torch.cuda.is_available(),
-        use_cpu=cpu_data_parallel() or (mixed["bf16"] and not torch.cuda.is_available()),  # CPU autocast needs it
+        # DDP on CPUs needs use_cpu (gloo), and so does CPU autocast
+        use_cpu=several_cpu_processes or (mixed["bf16"] and not torch.cuda.is_available()),
         push_to_hub=False,  # pushed explicitly after the local save, which never depends on the network
         disable_tqdm=not progress.enabled(),
         **mixed,
@@ -117,14 +105,18 @@ def check_launcher() -> None:
 def make_trainer(settings: Settings, model, tokenizer, train_blocks, eval_masks, **changes: Any) -> Trainer:
     """``Trainer`` over the training blocks (masked afresh each batch) and the fixed evaluation masks.
 
-    With ``settings.masked_head`` (the default) and a BERT- or RoBERTa-family model, the model's own forward
-    runs the head only where the labels are (``masked_head.install``), so Trainer, autocast and DDP all use it.
+    With ``settings.masked_head`` (the default), load the model with ``assets.load_model(name, at_masks=True)``:
+    for the BERT and RoBERTa families its class runs the head only where the labels are (helpers/masked_head.py).
     """
     check_launcher()
-    if settings.masked_head:
-        masked_head.install(model)
-    else:
-        masked_head.uninstall(model)
+    fast_class = masked_head.model_class(model.config)
+    if fast_class is not None and settings.masked_head != isinstance(model, fast_class):
+        print(f"masked_head={settings.masked_head}, but the model is a {type(model).__name__}, which runs the head "
+              f"{'at the masks' if isinstance(model, fast_class) else 'at every position'} (the same loss): for the "
+              f"other, load it with assets.load_model(settings.model, at_masks=settings.masked_head)")
+    if not isinstance(model, fast_class or ()):
+        # its own loss is a per-batch mean: Trainer must scale it under gradient accumulation
+        model.accepts_loss_kwargs = False
     trainer = Trainer(
         model=model,
         args=training_arguments(settings, **changes),
@@ -133,24 +125,9 @@ def make_trainer(settings: Settings, model, tokenizer, train_blocks, eval_masks,
         data_collator=TrainEvalCollator(tokenizer, settings, rank=int(os.environ.get("RANK", "0"))),
         processing_class=tokenizer,
     )
-    if trainer.args.n_gpu > 1 and masked_head.installed(model):  # one process, several GPUs: nn.DataParallel
-        masked_head.uninstall(model)  # its replicas would call the forward bound to the first GPU's model
-        print(f"one process on {trainer.args.n_gpu} GPUs (nn.DataParallel) runs the standard forward: "
-              f"launch with `torchrun --nproc_per_node {trainer.args.n_gpu} -m helpers.train` for the head at the masks")
     if not progress.enabled():
         trainer.remove_callback(PrinterCallback)  # it prints every log line; the curve shows them better
     return trainer
-
-
-def process_seed(settings: Settings) -> int:
-    """The seed of this process's own random numbers (its dropout): the run's seed plus the process's rank.
-    Its masks come from ``TrainEvalCollator``, seeded by batch and rank. One process: the seed itself."""
-    return settings.seed + int(os.environ.get("RANK", "0"))
-
-
-def training_key(settings: Settings) -> dict[str, Any]:
-    """The settings that change what training produces; a checkpoint or a saved model made with others is stale."""
-    return made_with(settings, "model")
 
 
 @dataclass
@@ -164,18 +141,19 @@ class TrainResult:
 
 
 def fit(trainer: Trainer, settings: Settings) -> TrainResult:
-    """Train, save model and tokenizer into the run folder, record the loss history and the time.
+    """Train, save model, tokenizer and loss history under these settings' key, and record the time.
 
     A finished run with the same settings is loaded rather than retrained (``retrain=True`` forces it);
     an interrupted one resumes from its last complete checkpoint. Under ``torchrun`` every process trains
     on its share of each batch and the first one alone writes to the run folder.
     """
-    key = training_key(settings)
-    reused = reuse_finished(trainer, settings, key)
-    if reused is not None:
-        return reused
-    with trainer.args.main_process_first(desc="looking for checkpoints"):  # the first process tidies, the rest read
-        checkpoint = last_checkpoint(settings, key, tidy=trainer.is_world_process_zero())
+    if runs.path(settings, "model").exists() and not settings.retrain:
+        return reuse(trainer, settings)
+    folder = runs.path(settings, "checkpoints")
+    if settings.retrain and trainer.is_world_process_zero():
+        shutil.rmtree(folder, ignore_errors=True)  # this key's own checkpoints: retrain starts afresh
+    trainer.accelerator.wait_for_everyone()
+    checkpoint = last_checkpoint(folder)
     if checkpoint is not None:
         trainer.args.eval_on_start = False  # the curve already has its starting point
         if trainer.is_world_process_zero():
@@ -191,31 +169,23 @@ def fit(trainer: Trainer, settings: Settings) -> TrainResult:
     start = time.perf_counter()
     trainer.train(resume_from_checkpoint=str(checkpoint) if checkpoint else None)
     seconds = time.perf_counter() - start
-    save_model(trainer, settings)
     steps = trainer.state.global_step
     history = loss_history(trainer.state.log_history)
+    save_model(trainer, settings, {"steps": steps, "seconds": round(seconds, 1), "history": history})
     if trainer.is_world_process_zero():
-        log = {"settings": key, "steps": steps, "seconds": round(seconds, 1), "history": history}
-        runs.write_json(runs.path(settings, "train_log.json"), log)
         runs.update_metrics(settings, train_seconds=round(seconds, 1), train_steps=steps)
     trainer.accelerator.wait_for_everyone()
     resumed_from = int(checkpoint.name.split("-")[1]) if checkpoint else None
     return TrainResult(seconds=seconds, steps=steps, history=history, resumed_from=resumed_from)
 
 
-def reuse_finished(trainer: Trainer, settings: Settings, key: dict[str, Any]) -> TrainResult | None:
-    """Load the run folder's model into ``trainer`` when it was trained with these settings; else None."""
-    if settings.retrain or not runs.path(settings, "model").exists():
-        return None
-    try:
-        log = runs.read_json(settings, "train_log.json")
-        if log.get("settings") != key:
-            return None
-        finished = runs.load_model(settings)
-    except (runs.MissingArtifactError, runs.DamagedArtifactError) as err:
-        print(f"training again: {err}")
-        return None
-    trainer.model.load_state_dict(finished.state_dict())
+def reuse(trainer: Trainer, settings: Settings) -> TrainResult:
+    """Load the model trained with these settings into ``trainer``, with its recorded loss history."""
+    log = runs.read_json(settings, "train_log.json")
+    trainer.model.load_state_dict(runs.load_model(settings).state_dict())
+    if trainer.is_world_process_zero():
+        runs.update_metrics(settings, train_seconds=log["seconds"], train_steps=log["steps"])
+        runs.current(settings)
     print(f"already trained with these settings ({log['steps']} steps): loaded that model; set retrain=True to train again")
     return TrainResult(seconds=log["seconds"], steps=log["steps"], history=log["history"], reused=True)
 
@@ -246,30 +216,14 @@ def with_current_names(checkpoint: Path, model) -> None:
         os.replace(Path(tmp) / weights.name, weights)
 
 
-def last_checkpoint(settings: Settings, key: dict[str, Any], tidy: bool = True) -> Path | None:
-    """The newest complete checkpoint of an interrupted run with these settings.
-
-    With ``tidy`` (the one process that writes), stale checkpoints and ones cut off mid-save are removed.
-    """
-    folder = runs.path(settings, "checkpoints")
-    marker = folder / "settings.json"
-    stale = settings.retrain or not marker.exists() or json.loads(marker.read_text() or "null") != key
-    if stale:
-        if tidy:
-            shutil.rmtree(folder, ignore_errors=True)
-            runs.write_json(marker, key)
-        return None
-    complete = []
-    for checkpoint in folder.glob("checkpoint-*"):
-        if (checkpoint / "trainer_state.json").exists():  # Trainer writes it last
-            complete.append(checkpoint)
-        elif tidy:
-            shutil.rmtree(checkpoint, ignore_errors=True)  # cut off mid-save
+def last_checkpoint(folder: Path) -> Path | None:
+    """The newest complete checkpoint of an interrupted run (Trainer writes ``trainer_state.json`` last)."""
+    complete = [c for c in folder.glob("checkpoint-*") if (c / "trainer_state.json").exists()]
     return max(complete, key=lambda p: int(p.name.split("-")[1]), default=None)
 
 
-def save_model(trainer: Trainer, settings: Settings) -> None:
-    """A standard checkpoint (``from_pretrained`` and ``pipeline`` load it), written atomically.
+def save_model(trainer: Trainer, settings: Settings, log: dict[str, Any]) -> None:
+    """A standard checkpoint (``from_pretrained`` and ``pipeline`` load it) with its loss history, written atomically.
 
     Data-parallel processes hold the same weights: the first one writes them, the others wait.
     """
@@ -277,7 +231,8 @@ def save_model(trainer: Trainer, settings: Settings) -> None:
         with runs.atomic_path(runs.path(settings, "model")) as tmp:
             trainer.save_model(str(tmp))
             trainer.processing_class.save_pretrained(str(tmp))
-            (tmp / runs.MADE_WITH).write_text(json.dumps(training_key(settings), indent=2) + "\n")
+            (tmp / "made_with.json").write_text(json.dumps(runs.made_with(settings, "model"), indent=2) + "\n")
+            (tmp / "train_log.json").write_text(json.dumps(log, indent=2) + "\n")
     trainer.accelerator.wait_for_everyone()
 
 
@@ -301,48 +256,48 @@ def curve_reading(history: dict[str, list[dict[str, float]]]) -> str:
             f"(step {train[-1]['step']:.0f}); the first evaluation, {start}, was {first['loss']:.3f}")
 
 
+class PushError(RuntimeError):
+    """The upload failed; the model stays saved in the run folder, and the message says what happened."""
+
+
 def push(settings: Settings, api=None) -> str | None:
     """Upload the saved model folder (weights, config, tokenizer) to ``settings.hub_repository``; its URL.
 
     Not ``Trainer.push_to_hub``: with no ``hub_model_id`` that names the repository after ``output_dir``
-    (``checkpoints``) and uploads the checkpoints folder. Without a login or a network, say so and keep
-    the local save. ``api`` stands in for ``huggingface_hub.HfApi`` in tests.
+    (``checkpoints``) and uploads the checkpoints folder. A failure raises ``PushError`` with the Hub's own
+    error; the local save is kept. ``api`` stands in for ``huggingface_hub.HfApi`` in tests.
     """
     if not settings.push_to_hub:
         print("push_to_hub is off: the model stays in the run folder (set push_to_hub=True to share it)")
         return None
     folder = runs.require(settings, "model")
-    try:
-        if api is None:
-            from huggingface_hub import HfApi
+    if api is None:
+        from huggingface_hub import HfApi
 
-            api = HfApi()
+        api = HfApi()
+    try:
         url = api.create_repo(settings.hub_repository, repo_type="model", exist_ok=True)
         api.upload_folder(repo_id=url.repo_id, folder_path=str(folder), repo_type="model",
                           commit_message=f"Masked LM fine-tuned with the course ({settings.profile} profile)")
-    except Exception as err:  # no login, no network, HF_HUB_OFFLINE: all end the same way
-        print(
-            f"push_to_hub failed ({type(err).__name__}: {err}). The model is saved locally in {folder}; "
-            f"log in with `hf auth login` where there is a network and push again (train.push(settings))."
-        )
-        return None
+    except Exception as err:  # re-raised with the local copy's place and the way to retry
+        raise PushError(
+            f"push_to_hub to {settings.hub_repository!r} failed: {type(err).__name__}: {err}. The model is saved "
+            f"locally in {folder}; fix that (a login: `hf auth login`; HF_HUB_OFFLINE unset; the network) and "
+            f"push again with train.push(settings)"
+        ) from err
     print(f"pushed {folder} to {url}")
     return str(url)
 
 
-STREAM_EVAL_BLOCKS = 256  # streaming: the fixed evaluation masks come from at most this many held-out blocks
-
-
-def streamed_data(settings: Settings, tokenizer) -> tuple[IterableDataset, Dataset]:
-    """Training blocks read lazily from the corpus, and evaluation masks from its first held-out blocks."""
-    splits = data.stream_split(data.stream_corpus(settings), settings)
-    train_blocks = preprocess.stream_blocks(splits["train"], tokenizer, settings)
-    test_blocks = Dataset.from_list(list(preprocess.stream_blocks(splits["test"], tokenizer, settings).take(STREAM_EVAL_BLOCKS)))
-    if len(test_blocks) == 0:
-        raise preprocess.BlocksError(f"the held-out records yield no block of {settings.block_size} tokens: "
-                                     f"use a smaller block_size, a larger test_size or more text")
-    # shuffled through a buffer, as a stream allows; the seed makes the order repeatable
-    return train_blocks.shuffle(seed=settings.seed, buffer_size=10_000), make_eval_masks(test_blocks, tokenizer, settings)
+def finetuned(settings: Settings):
+    """04_train's fine-tuned model for these settings: from the run folder, or trained here first (05, 06)."""
+    if not runs.path(settings, "model").exists():
+        start = time.perf_counter()
+        run(settings, share=False)
+        print(f"the run folder had no model trained with these settings: trained it with 04_train's helpers "
+              f"in {time.perf_counter() - start:.1f} s")
+    runs.current(settings)
+    return runs.load_model(settings)
 
 
 def run(settings: Settings, share: bool = True) -> TrainResult:
@@ -352,12 +307,8 @@ def run(settings: Settings, share: bool = True) -> TrainResult:
     """
     check_launcher()  # before any input is built
     tokenizer = assets.load_tokenizer(settings.model)
-    model = assets.load_model(settings.model)
-    if settings.streaming:
-        train_blocks, eval_masks = streamed_data(settings, tokenizer)
-    else:  # from the run folder, or built by notebooks 01-03's helpers where missing or made with other settings
-        train_blocks = steps.blocks(settings, tokenizer)["train"]
-        eval_masks = steps.eval_masks(settings, tokenizer)
+    model = assets.load_model(settings.model, at_masks=settings.masked_head)
+    train_blocks, eval_masks = steps.training_data(settings, tokenizer)
     trainer = make_trainer(settings, model, tokenizer, train_blocks, eval_masks)
     count = masked_head.HeadCount(model) if masked_head.supported(model) else None
     result = fit(trainer, settings)
@@ -370,20 +321,14 @@ def run(settings: Settings, share: bool = True) -> TrainResult:
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description="Fine-tune a masked LM with the course's settings (notebook 04).")
-    parser.add_argument("--profile", default="tiny")
-    for name in PARAMETERS:
-        if name != "profile":
-            parser.add_argument(f"--{name}", default=None, help=f"override the profile's {name}")
-    args = vars(parser.parse_args(argv))
-    overrides = {k: parse_value(v) for k, v in args.items() if k != "profile" and v is not None}
+    argv = sys.argv[1:] if argv is None else argv
     try:
-        settings = make_settings(args["profile"], **overrides)
+        settings = make_settings(**parse_command_line(argv))
         if int(os.environ.get("RANK", "0")) == 0:
             runs.record_settings(settings)  # notebooks 05 and 06 then carry on with this model's settings
         result = run(settings)
     except (SettingsError, assets.AssetError, runs.MissingArtifactError, runs.DamagedArtifactError,
-            data.CorpusError, preprocess.BlocksError) as err:
+            data.CorpusError, preprocess.BlocksError, PushError) as err:
         sys.exit(f"error: {err}")  # the message says what to fix; a traceback would bury it
     rank, world = int(os.environ.get("RANK", 0)), int(os.environ.get("WORLD_SIZE", 1))
     head = f"; the vocabulary head ran at {result.head_share:.1%} of the positions" if result.head_share else ""
