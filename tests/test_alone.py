@@ -11,7 +11,7 @@ import pytest
 from helpers import config, run_all, runs, steps, train
 
 ROOT = Path(__file__).resolve().parents[1]
-BUILT = re.compile(r"(is not in the run folder yet|has no fine-tuned model yet): (built|trained) it with (\d\d_\w+)'s helpers in [\d.]+ s")
+BUILT = re.compile(r"(is not in the run folder yet|had no model trained with these settings): (built|trained) it with (\d\d_\w+)'s helpers in [\d.]+ s")
 EARLIER = {name: run_all.NOTEBOOKS[:i] for i, name in enumerate(run_all.NOTEBOOKS)}
 
 
@@ -34,54 +34,86 @@ def test_each_notebook_runs_alone_in_an_empty_run_folder(tmp_path, name, caplog,
     assert built == set(EARLIER[name]) - {"05_evaluate"}  # each earlier step's output, built and said
     s = config.make_settings("tiny", run_dir=str(run_dir), **runs.recorded_settings(run_dir, "tiny"))
     for artifact in ("splits", "blocks", "eval_masks")[: len(EARLIER[name])]:
-        assert runs.read_made_with(s, artifact) == config.made_with(s, artifact)
+        assert runs.path(s, artifact).exists()
 
 
-def quick(run_dir, **values) -> config.Settings:
-    return steps.settings({"profile": "tiny", "run_dir": str(run_dir), **values})
+def quick(run_dir, notebook="01_load", **values) -> config.Settings:
+    """A notebook's settings cell: ``values`` as the globals its parameters cell (and later cells) bound."""
+    return steps.settings({"profile": "tiny", "run_dir": str(run_dir), **values}, notebook)
 
 
 def test_unset_parameters_come_from_the_run_folders_record(tmp_path):
-    quick(tmp_path, seed=1, num_examples=120, retrain=True)
-    later = quick(tmp_path)  # as notebook 02, whose cell lists no seed
+    quick(tmp_path, seed=1, num_examples=120)
+    quick(tmp_path, "04_train", retrain=True)
+    later = quick(tmp_path, "02_preprocess")  # whose cell lists no seed
     assert (later.seed, later.num_examples, later.retrain) == (1, 120, False)  # retrain is for one run only
-    assert quick(tmp_path / "other").seed == 42  # an empty run folder: the profile's
+    assert quick(tmp_path / "other", "02_preprocess").seed == 42  # an empty run folder: the profile's
     assert quick(tmp_path, seed=None).seed == 42  # listed and None, as in 01's cell: the profile's, not the record's
-    assert quick(tmp_path).seed == 42  # and recorded for the notebooks after it
+    assert quick(tmp_path, "02_preprocess").seed == 42  # and recorded for the notebooks after it
 
 
-def test_a_damaged_record_says_so_and_falls_back_to_the_profile(tmp_path, capsys):
+def test_only_the_settings_a_notebook_lists_are_read(tmp_path, model):
+    """06 binds ``model`` to a model object; the old settings(globals()) took it for the setting and crashed."""
+    first = quick(tmp_path, "06_infer")
+    record = (tmp_path / runs.RECORD).read_text()
+    again = quick(tmp_path, "06_infer", model=model, seed=7, block_size=None)  # Run All again, after cells bound these
+    assert again == first and (tmp_path / runs.RECORD).read_text() == record
+
+
+def test_a_setting_assigned_where_the_notebook_does_not_list_it_is_named_in_a_warning(tmp_path):
+    quick(tmp_path, seed=3)
+    with pytest.warns(UserWarning, match=r"seed=7 is set here, but 03_collate does not list seed: it is not read, "
+                                         r"and seed=3 is used. Set it in 01_load"):
+        s = quick(tmp_path, "03_collate", seed=7)
+    assert s.seed == 3
+
+
+def test_the_record_holds_only_values_of_each_settings_type(tmp_path):
+    with pytest.raises(config.SettingsError, match="seed='7'"):
+        quick(tmp_path, seed="7")
+    assert not (tmp_path / runs.RECORD).exists()
+    quick(tmp_path, "04_train", num_train_epochs=2)
+    assert json.loads((tmp_path / runs.RECORD).read_text())["num_train_epochs"] == 2.0
+
+
+def test_a_damaged_record_is_refused_and_kept(tmp_path):
     (tmp_path / runs.RECORD).write_text("[1, 2")
-    assert quick(tmp_path).seed == 42
-    assert "settings.json is damaged" in capsys.readouterr().out
-    (tmp_path / runs.RECORD).write_text("null")
-    assert quick(tmp_path).seed == 42
+    with pytest.raises(runs.DamagedArtifactError, match=r"settings.json is damaged .*delete it"):
+        quick(tmp_path, "02_preprocess")
+    assert (tmp_path / runs.RECORD).read_text() == "[1, 2"
 
 
 def test_the_training_command_records_its_settings_for_05_and_06(tmp_path, monkeypatch):
     monkeypatch.setattr(train, "run", lambda settings, share=True: train.TrainResult(0.0, 0, {}))
     train.main(["--run_dir", str(tmp_path), "--learning_rate", "1e-3"])
-    assert quick(tmp_path).learning_rate == 1e-3
+    assert quick(tmp_path, "05_evaluate").learning_rate == 1e-3
 
 
 def test_another_profiles_record_is_not_taken(tmp_path):
     quick(tmp_path, seed=5)
-    guide = steps.settings({"profile": "guide", "run_dir": str(tmp_path)})
+    guide = steps.settings({"profile": "guide", "run_dir": str(tmp_path)}, "02_preprocess")
     assert guide.seed == 42 and guide.model == "distilbert/distilroberta-base"
 
 
-def test_blocks_from_another_split_are_rebuilt_and_the_message_names_the_setting(tmp_path, tokenizer, capsys):
+def test_other_settings_build_beside_and_switching_back_reads_the_first(tmp_path, tokenizer, capsys):
     s1 = quick(tmp_path, seed=1, num_examples=120)
-    steps.splits(s1)  # notebook 01 with seed=1
-    assert "splits is not in the run folder yet: built it with 01_load's helpers" in capsys.readouterr().out
-    s2 = quick(tmp_path, seed=2)  # then notebook 02 with seed=2
-    blocks = steps.blocks(s2, tokenizer)
+    first = steps.blocks(s1, tokenizer)  # notebook 02 alone after 01 with seed=1
     out = capsys.readouterr().out
-    assert "splits in the run folder was made with seed=1 (now 2): built it with 01_load's helpers" in out
-    assert "blocks is not in the run folder yet: built it with 02_preprocess's helpers" in out
-    assert runs.read_made_with(s2, "splits")["seed"] == runs.read_made_with(s2, "blocks")["seed"] == 2
-    again = steps.blocks(s2, tokenizer)  # now made with these settings: read, not rebuilt
-    assert capsys.readouterr().out == "" and again["train"]["input_ids"] == blocks["train"]["input_ids"]
+    assert "splits for these settings is not in the run folder yet: built it with 01_load's helpers" in out
+    assert "blocks for these settings is not in the run folder yet: built it with 02_preprocess's helpers" in out
+    s2 = quick(tmp_path, seed=2, num_examples=120)
+    steps.blocks(s2, tokenizer)
+    assert "built it with 02_preprocess's helpers" in capsys.readouterr().out
+    assert runs.path(s1, "blocks").exists() and runs.path(s2, "blocks").exists()  # neither overwrote the other
+    again = steps.blocks(quick(tmp_path, seed=1, num_examples=120), tokenizer)  # back to seed 1: read, not rebuilt
+    assert "built" not in capsys.readouterr().out and again["train"]["input_ids"] == first["train"]["input_ids"]
+
+
+def test_each_notebook_says_where_its_inputs_and_outputs_are(tmp_path, capsys):
+    s = quick(tmp_path, "04_train")
+    line = capsys.readouterr().out.strip().splitlines()[-1]
+    assert line == (f"run folder {s.run_path}: reads blocks (artifacts/{runs.path(s, 'blocks').name}), eval_masks "
+                    f"(artifacts/{runs.path(s, 'eval_masks').name}); writes model (artifacts/{runs.path(s, 'model').name})")
 
 
 def test_a_damaged_input_is_still_refused_not_rebuilt(tmp_path, tokenizer):
@@ -104,9 +136,8 @@ def test_no_committed_output_holds_a_progress_bar(path):
 def test_notebook_03_with_whole_words_saves_its_masks_under_their_own_name(tmp_path):
     run_dir = tmp_path / "run"
     run_all.run_notebook("03_collate", {"profile": "tiny", "run_dir": str(run_dir), "whole_word_mask": True}, tmp_path / "out")
-    assert (run_dir / "eval_masks_whole_word").exists() and not (run_dir / "eval_masks").exists()
     s = config.make_settings("tiny", run_dir=str(run_dir), whole_word_mask=True)
-    assert runs.read_made_with(s, "eval_masks_whole_word") == config.made_with(s, "eval_masks_whole_word")
+    assert runs.path(s, "eval_masks_whole_word").exists() and not runs.path(s, "eval_masks").exists()
     results = ["".join(o["data"]["text/plain"]) for c in json.loads((tmp_path / "out" / "03_collate.ipynb").read_text())["cells"]
                if c["cell_type"] == "code" for o in c.get("outputs", []) if o.get("output_type") == "execute_result"]
     assert results.count("True") == 2  # the rates within a point of what the collator is set to do, both checks

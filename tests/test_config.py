@@ -55,9 +55,55 @@ def test_out_of_range_settings_name_the_problem(name, value, words):
     assert words in str(err.value)
 
 
-@pytest.mark.parametrize("text, value", [("3", 3), ("1e-4", 1e-4), ("true", True), ("None", None), ("eli5", "eli5")])
-def test_parse_value_types_command_line_values(text, value):
-    assert config.parse_value(text) == value
+def test_the_command_line_types_each_setting_as_declared():
+    # parse_value guessed: "true" became a bool and "2024" an int, whatever the setting
+    given = config.parse_command_line(["--fill_mask_answer", "true", "--hub_model_id", "2024", "--seed", "7",
+                                       "--learning_rate", "1e-4", "--whole_word_mask", "true", "--num_examples", "300"])
+    assert given == {"fill_mask_answer": "true", "hub_model_id": "2024", "seed": 7, "learning_rate": 1e-4,
+                     "whole_word_mask": True, "num_examples": 300}
+    s = config.make_settings(**given)  # validation took the word "true" as the answer, rather than crashing
+    assert (s.fill_mask_answer, s.hub_model_id) == ("true", "2024")
+
+
+def test_the_command_line_takes_the_profile_first():
+    assert config.parse_command_line(["--profile", "guide"]) == {"profile": "guide"}
+    assert config.parse_command_line([]) == {}
+
+
+@pytest.mark.parametrize("argv, words", [(["--seed", "seven"], "invalid int value: 'seven'"),
+                                         (["--whole_word_mask", "maybe"], "Truthy value expected"),
+                                         (["--lr", "1"], "unrecognized arguments: --lr")])
+def test_a_wrong_type_on_the_command_line_is_a_clear_error(argv, words, capsys):
+    with pytest.raises(SystemExit):
+        config.parse_command_line(argv)
+    assert words in capsys.readouterr().err
+
+
+def test_every_option_has_a_type_and_a_help_string(capsys):
+    with pytest.raises(SystemExit):
+        config.parse_command_line(["--help"])
+    usage = capsys.readouterr().out
+    for name in config.PARAMETERS:
+        assert f"--{name}" in usage
+    assert "fixes the split, the masks and the evaluation" in usage  # seed's help
+
+
+def test_parameter_pairs_refuse_an_unknown_name():
+    assert config.parameter_pairs([("seed", "7")]) == ["--seed", "7"]
+    with pytest.raises(SettingsError, match=r"unknown parameter\(s\) \['lr'\]"):
+        config.parameter_pairs([("lr", "1")])
+
+
+@pytest.mark.parametrize("name, value", [("seed", "7"), ("masked_head", 1), ("fill_mask_answer", True),
+                                         ("hub_model_id", 2024), ("batch_size", 16.0), ("block_size", True)])
+def test_a_value_of_the_wrong_type_is_refused(name, value):
+    with pytest.raises(SettingsError, match=f"{name}=.*must be"):
+        config.make_settings("tiny", **{name: value})
+
+
+def test_an_int_is_taken_for_a_float():
+    s = config.make_settings("tiny", num_train_epochs=2, learning_rate=1)
+    assert (s.num_train_epochs, s.learning_rate) == (2.0, 1.0) and isinstance(s.num_train_epochs, float)
 
 
 def test_a_relative_runs_dir_is_taken_from_the_project_root(monkeypatch, tmp_path):

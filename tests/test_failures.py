@@ -69,7 +69,7 @@ def test_a_killed_training_resumes_to_the_same_step_count_with_no_gap_in_its_his
     logged = [e["step"] for e in log["history"]["train"]]
     every = logged[0]
     assert logged == list(range(every, total + 1, every)), "a gap or a repeat in the training history"
-    assert [e["epoch"] for e in log["history"]["eval"]] == [0, *range(1, s.num_train_epochs + 1)]
+    assert [e["epoch"] for e in log["history"]["eval"]] == [0, *range(1, int(s.num_train_epochs) + 1)]
     assert assets.load_model(str(runs.path(s, "model")))
 
 
@@ -87,6 +87,7 @@ def test_a_finished_run_is_reused_unless_retrain_is_asked(tmp_path, tokenizer, c
     assert not forced.reused and forced.steps == first.steps
     changed = train.run(config.make_settings("tiny", run_dir=s.run_dir, num_train_epochs=1, batch_size=16))
     assert not changed.reused and changed.steps > first.steps  # other settings: a new run, not the old one
+    assert train.run(s).reused  # beside it, the first run's model is still there: switching back reuses it
 
 
 def truncate(file: Path) -> None:
@@ -151,22 +152,43 @@ def test_a_script_dataset_says_what_to_try(tmp_path):
     assert "script dataset" in advice and "refs/convert/parquet" in advice and "profile='tiny'" in advice
 
 
-def test_a_failed_push_says_so_and_keeps_the_local_save(settings, model, tokenizer, capsys):
+def test_a_failed_push_raises_what_happened_and_keeps_the_local_save(settings, model):
     asked = config.make_settings("tiny", run_dir=settings.run_dir, push_to_hub=True)
     model.save_pretrained(str(runs.path(asked, "model")))
     assert os.environ["HF_HUB_OFFLINE"] == "1"  # the real HfApi, refused before it reaches the network
-    assert train.push(asked) is None
-    out = capsys.readouterr().out
-    assert "push_to_hub failed (" in out and "saved locally" in out
+    with pytest.raises(train.PushError, match=r"push_to_hub to 'splade-tiny-wiki-science-mlm' failed: \w+.*saved locally"):
+        train.push(asked)
     assert (runs.path(asked, "model") / "model.safetensors").exists()
 
 
-def test_the_same_seed_gives_the_same_blocks(tmp_path, tokenizer):
+def test_the_training_command_exits_non_zero_after_a_failed_push(tmp_path, tokenizer, monkeypatch, capsys):
+    s = prepare(tmp_path, tokenizer)
+
+    def fit(trainer, settings):  # training itself is tested elsewhere: save the untrained model as if trained
+        trainer.model.save_pretrained(str(runs.path(settings, "model")))
+        return train.TrainResult(0.0, 0, {})
+
+    monkeypatch.setattr(train, "fit", fit)
+    with pytest.raises(SystemExit) as exit_:
+        train.main(["--run_dir", s.run_dir, "--push_to_hub", "true"])
+    assert exit_.value.code != 0 and "push_to_hub to" in str(exit_.value.code) and "saved locally" in str(exit_.value.code)
+    assert (runs.path(s, "model") / "model.safetensors").exists()
+
+
+@pytest.mark.slow
+def test_the_blocks_are_the_same_on_any_number_of_cores(tmp_path, tokenizer, monkeypatch):
+    """Each worker of a parallel map dropped its own shard's remainders, so the blocks depended on the cores."""
     s = config.make_settings("tiny", run_dir=str(tmp_path))
-    corpus = data.load_wiki_science().select(range(100))
-    first = preprocess.build_blocks(data.split_corpus(corpus, s), tokenizer, s)
-    again = preprocess.build_blocks(data.split_corpus(corpus, s), tokenizer, s)
-    assert first["train"]["input_ids"] == again["train"]["input_ids"] and first["test"]["input_ids"] == again["test"]["input_ids"]
+    corpus = data.load_wiki_science().select(range(1_300))  # above PARALLEL_FROM, so tokenizing runs in parallel
+    splits = data.split_corpus(corpus, s)
+    made = {}
+    for cores in (1, 2, 4, 8):
+        monkeypatch.setattr(os, "cpu_count", lambda: cores)
+        made[cores] = preprocess.build_blocks(splits, tokenizer, s)
+    assert preprocess.workers(len(splits["train"])) == 8  # the last one did use 8 processes
+    for cores in (2, 4, 8):
+        for name in ("train", "test"):
+            assert made[cores][name]["input_ids"] == made[1][name]["input_ids"], (cores, name)
 
 
 @pytest.fixture(scope="module")
@@ -192,26 +214,22 @@ def test_berts_mask_token_given_to_roberta_is_named(roberta_tokenizer):
     infer.check_text(infer.with_mask("The Milky Way is a {mask} galaxy.", roberta_tokenizer), roberta_tokenizer, top_k=3)
 
 
-def test_a_checkpoint_cut_off_mid_save_is_skipped_and_removed(settings):
-    key = train.training_key(settings)
-    assert train.last_checkpoint(settings, key) is None  # a fresh run: nothing to resume, the marker is written
+def test_a_checkpoint_cut_off_mid_save_is_skipped(settings):
     folder = runs.path(settings, "checkpoints")
+    assert train.last_checkpoint(folder) is None  # a fresh run: nothing to resume
     for step in (10, 20):
-        (folder / f"checkpoint-{step}").mkdir()
+        (folder / f"checkpoint-{step}").mkdir(parents=True)
         (folder / f"checkpoint-{step}" / "model.safetensors").write_bytes(b"...")
     (folder / "checkpoint-10" / "trainer_state.json").write_text("{}")  # Trainer writes it last: 20 was cut off
-    assert train.last_checkpoint(settings, key) == folder / "checkpoint-10"
-    assert not (folder / "checkpoint-20").exists()
+    assert train.last_checkpoint(folder) == folder / "checkpoint-10"
 
 
-def test_checkpoints_of_other_settings_are_not_resumed(settings):
-    key = train.training_key(settings)
-    train.last_checkpoint(settings, key)
+def test_checkpoints_of_other_settings_are_neither_resumed_nor_deleted(settings):
     complete = runs.path(settings, "checkpoints") / "checkpoint-10"
-    complete.mkdir()
+    complete.mkdir(parents=True)
     (complete / "trainer_state.json").write_text("{}")
-    other = train.training_key(config.make_settings("tiny", run_dir=settings.run_dir, learning_rate=1e-3))
-    assert train.last_checkpoint(settings, other) is None and not complete.exists()
+    other = config.make_settings("tiny", run_dir=settings.run_dir, learning_rate=1e-3)
+    assert train.last_checkpoint(runs.path(other, "checkpoints")) is None and complete.exists()
 
 
 def test_the_commands_refuse_bad_settings_with_the_valid_names(tmp_path):
@@ -224,4 +242,4 @@ def test_the_commands_refuse_bad_settings_with_the_valid_names(tmp_path):
                               "600"], cwd=ROOT, env=env, capture_output=True, text=True, timeout=120)
     assert trained.returncode == 1 and "error: block_size=600 is larger than the model allows (512 tokens)" in trained.stderr
     assert "Traceback" not in trained.stderr
-    assert not list((tmp_path / "empty").glob("blocks*"))  # refused before any block was written
+    assert not list((tmp_path / "empty").rglob("blocks*"))  # refused before any block was written

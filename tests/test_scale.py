@@ -53,14 +53,14 @@ def big_text_file(tmp_path, n_lines: int = 2500) -> Path:
 
 
 def test_a_stream_gives_the_blocks_the_in_memory_path_gives(tmp_path, tokenizer):
+    from datasets import DatasetDict
+
     s = config.make_settings("tiny", source=str(big_text_file(tmp_path)), run_dir=str(tmp_path / "run"), block_size=64)
     streamed = [block["input_ids"] for block in preprocess.stream_blocks(data.stream_corpus(s), tokenizer, s)]
-    ids = tokenizer(list(data.load_corpus(s)["text"]), verbose=False)["input_ids"]
-    expected = []
-    for start in range(0, len(ids), 1000):  # datasets.map's batches: each drops its own remainder
-        expected += preprocess.group_texts({"input_ids": ids[start : start + 1000]}, 64)["input_ids"]
-    assert len(ids) > 2000 and len(streamed) > 4 * s.batch_size
-    assert streamed == expected
+    corpus = data.load_corpus(s)
+    built = preprocess.build_blocks(DatasetDict(train=corpus, test=corpus.select(range(50))), tokenizer, s)
+    assert len(corpus) > 2000 and len(streamed) > 4 * s.batch_size
+    assert streamed == built["train"]["input_ids"]
 
 
 def test_the_stream_split_is_seeded_and_near_test_size(tmp_path):
@@ -70,6 +70,15 @@ def test_the_stream_split_is_seeded_and_near_test_size(tmp_path):
     assert abs(len(held) / 10_000 - s.test_size) < 0.02
     assert held == [t for t in texts if data.held_out(t, s)]
     assert held != [t for t in texts if data.held_out(t, config.make_settings("tiny", run_dir=str(tmp_path), seed=7))]
+
+
+def test_two_seeds_draw_independent_test_sets(tmp_path):
+    """CRC32 of "seed:text" is affine: for texts of one length, seeds 1 and 2 held out disjoint sets (0% overlap)."""
+    texts = [f"record number {i:05d}" for i in range(10_000)]  # all of one length
+    one, two = ({t for t in texts if data.held_out(t, config.make_settings("tiny", run_dir=str(tmp_path), seed=seed))}
+                for seed in (1, 2))
+    overlap = len(one & two) / len(one)
+    assert 0.15 < overlap < 0.25, overlap  # independent draws of 20% share about 20% of their records
 
 
 def test_a_shuffled_stream_of_several_files_splits_disjoint_and_complete(tmp_path):
@@ -110,13 +119,37 @@ def test_training_from_a_stream_runs_max_steps_and_saves_the_model(tmp_path, who
     assert not runs.path(s, "blocks").exists()  # nothing of notebooks 01-03 was needed or written
 
 
+@pytest.mark.slow
+def test_a_streamed_run_folder_is_scored_on_what_the_stream_held_out_and_04_still_runs(tmp_path, tokenizer):
+    from helpers import steps
+
+    lines = big_text_file(tmp_path)
+    run_dir = str(tmp_path / "run")
+    train.main(["--source", str(lines), "--run_dir", run_dir, "--streaming", "true", "--max_steps", "4",
+                "--batch_size", "8", "--block_size", "64"])
+    s = steps.settings({"run_dir": run_dir}, "05_evaluate")  # 05 carries on with the streamed run's settings
+    assert s.streaming
+    masks = steps.eval_masks(s, tokenizer)
+    # independent of the stream's machinery: the held-out lines tokenized by hand, in file order, cut into blocks
+    held = [line for line in lines.read_text().splitlines() if line.strip() and data.held_out(line, s)]
+    ids = [i for row in tokenizer(held[:1000], verbose=False)["input_ids"] for i in row]
+    first = torch.tensor(masks[0]["input_ids"])
+    labels = torch.tensor(masks[0]["labels"])
+    restored = torch.where(labels != -100, labels, first)
+    assert restored.tolist() == ids[:64]
+    assert steps.settings({"run_dir": run_dir}, "06_infer").streaming
+    assert train.finetuned(s) is not None  # the streamed model, not trained again
+    in_memory = steps.settings({"run_dir": run_dir}, "04_train")  # 04 lists streaming: None is in memory
+    assert not in_memory.streaming and in_memory.max_steps is None
+
+
 def first_training_masks(settings, tokenizer, rank: int, monkeypatch) -> torch.Tensor:
     """The masked positions of the first training batch that process ``rank`` would draw."""
     from datasets import Dataset
 
     monkeypatch.setenv("RANK", str(rank))  # WORLD_SIZE stays 1: no process group, only the rank's seed
     rows = Dataset.from_dict({"input_ids": torch.randint(1000, len(tokenizer), (16, 64), generator=torch.Generator().manual_seed(0)).tolist()})
-    trainer = train.make_trainer(settings, assets.load_model(assets.TINY_MODEL), tokenizer, rows, rows)
+    trainer = train.make_trainer(settings, assets.load_model(assets.TINY_MODEL, at_masks=True), tokenizer, rows, rows)
     return next(iter(trainer.get_train_dataloader()))["labels"] != -100
 
 

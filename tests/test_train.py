@@ -53,7 +53,7 @@ def test_training_lowers_the_loss_and_saves_a_standard_checkpoint(prepared, toke
 
 def test_under_torchrun_missing_blocks_name_notebook_02_rather_than_race_to_build_them(settings, monkeypatch):
     monkeypatch.setenv("WORLD_SIZE", "2")  # every process would build and write the same artifact
-    with pytest.raises(runs.MissingArtifactError, match="blocks is not in the run folder yet: run 02_preprocess first"):
+    with pytest.raises(runs.MissingArtifactError, match="blocks for these settings is not in the run folder yet: run 02_preprocess first"):
         train.run(settings)
 
 

@@ -95,7 +95,7 @@ def test_training_batches_reach_the_collator_with_their_offsets(tmp_path, tokeni
     from conftest import prepare_run
 
     s = prepare_run(tmp_path, tokenizer, whole_word_mask=True, max_steps=2)
-    trainer = train.make_trainer(s, assets.load_model(s.model), tokenizer, runs.load_dataset(s, "blocks")["train"],
+    trainer = train.make_trainer(s, assets.load_model(s.model, at_masks=True), tokenizer, runs.load_dataset(s, "blocks")["train"],
                                  steps.eval_masks(s, tokenizer))
     batch = next(iter(trainer.get_train_dataloader()))
     picked = batch["labels"] != collate.IGNORE
@@ -110,39 +110,24 @@ def test_each_kind_of_evaluation_masks_has_its_own_name(tmp_path, tokenizer):
     token = runs.load_dataset(s, "eval_masks")
     whole = dataclasses.replace(s, whole_word_mask=True)
     steps.eval_masks(whole, tokenizer)
-    assert runs.path(s, "eval_masks_whole_word").exists()
+    assert runs.path(whole, "eval_masks_whole_word").exists()
     assert runs.load_dataset(s, "eval_masks")["labels"] == token["labels"]  # untouched
-    assert config.made_with(whole, "model") != config.made_with(s, "model")  # a model trained the other way is stale
+    assert runs.path(whole, "model") != runs.path(s, "model")  # a model trained the other way lives apart
 
 
-def test_blocks_without_offsets_are_rebuilt_and_refused_by_whole_word_masking(tmp_path, tokenizer, capsys):
+def test_blocks_without_offsets_are_refused_by_whole_word_masking(tmp_path, tokenizer):
     from conftest import prepare_run
 
     s = prepare_run(tmp_path, tokenizer)
-    old = runs.load_dataset(s, "blocks").remove_columns("offset_mapping")
-    runs.save_dataset(old, s, "blocks")
+    old = runs.load_dataset(s, "blocks").remove_columns("offset_mapping")  # as a slow tokenizer's blocks
     with pytest.raises(config.SettingsError, match="rebuild them with 02_preprocess"):
         collate.make_eval_masks(old["test"], tokenizer, dataclasses.replace(s, whole_word_mask=True))
     with pytest.raises(config.SettingsError, match="rebuild them with 02_preprocess"):
         collate.both_ways(old["train"][0], tokenizer, s)  # 03 masks both ways whatever the setting
-    rebuilt = steps.blocks(s, tokenizer)  # token masking too: 03 shows whole words beside it
-    assert "offset_mapping" in rebuilt["train"].column_names
-    assert "carries no offset_mapping, which whole-word masking needs" in capsys.readouterr().out
-
-
-def test_a_run_folder_from_before_the_setting_is_still_current(tmp_path, tokenizer):
-    from conftest import prepare_run
-
-    s = prepare_run(tmp_path, tokenizer)
-    token_key, words_key = config.made_with(s, "model"), config.made_with(dataclasses.replace(s, whole_word_mask=True), "model")
-    assert "whole_word_mask" not in token_key and words_key["whole_word_mask"] is True  # as recorded before the setting
-    assert steps.differences(token_key, token_key) == ""
-    assert steps.differences(words_key, token_key) == "whole_word_mask=True (now False)"  # either way round
-    assert steps.differences(token_key, words_key) == "whole_word_mask=False (now True)"
 
 
 def test_a_setting_that_is_not_a_boolean_is_refused():
-    with pytest.raises(config.SettingsError, match="whole_word_mask='yes': must be True or False"):
+    with pytest.raises(config.SettingsError, match="whole_word_mask='yes': whole_word_mask must be bool, not str"):
         config.make_settings("tiny", whole_word_mask="yes")
 
 
