@@ -38,7 +38,7 @@ def complete_checkpoints(s: config.Settings) -> list[Path]:
 def test_a_killed_training_resumes_to_the_same_step_count_with_no_gap_in_its_history(tmp_path, tokenizer):
     s = prepare(tmp_path, tokenizer, **KILL_RUN)
     steps_per_epoch = -(-len(runs.load_dataset(s, "blocks")["train"]) // s.batch_size)
-    total = steps_per_epoch * s.num_train_epochs
+    total = steps_per_epoch * int(s.num_train_epochs)
     env = dict(os.environ, PYTHONPATH=str(ROOT))
     process = subprocess.Popen(train_command(s), cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     deadline = time.monotonic() + 120

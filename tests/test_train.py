@@ -143,3 +143,30 @@ def test_the_curve_reading_compares_the_last_points():
                "eval": [{"step": 0, "loss": 8.167}, {"step": 20, "loss": 3.911}]}
     assert train.curve_reading(history) == ("last evaluation loss 3.911 (step 20), below the last training loss 4.200 "
                                             "(step 20); the first evaluation, before any step, was 8.167")
+
+
+@pytest.mark.slow
+def test_every_model_in_notebook_04s_kernel_survives_torch_save_and_load(tmp_path, tokenizer):
+    """The patched instance forward pickled, then failed to load (``AttributeError: _forward_at_masks``)."""
+    import io
+
+    import torch
+
+    from conftest import prepare_run
+
+    s = prepare_run(tmp_path, tokenizer, max_steps=2)
+    pretrained = assets.load_model(s.model, at_masks=s.masked_head)  # as 04 loads it
+    trainer = train.make_trainer(s, pretrained, tokenizer, runs.load_dataset(s, "blocks")["train"],
+                                 runs.load_dataset(s, "eval_masks"))
+    train.fit(trainer, s)
+    baseline = assets.load_model(s.model)  # 04's "Going faster" cell measures the standard class beside it
+    batch = {k: torch.tensor(v) for k, v in runs.load_dataset(s, "eval_masks")[:4].items()}
+    for name, model in {"pretrained": pretrained, "trainer.model": trainer.model, "baseline": baseline}.items():
+        model.eval()
+        buffer = io.BytesIO()
+        torch.save(model, buffer)
+        buffer.seek(0)
+        loaded = torch.load(buffer, weights_only=False)
+        assert type(loaded) is type(model), name
+        with torch.no_grad():
+            assert torch.equal(loaded(**batch).loss, model(**batch).loss), name
