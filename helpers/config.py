@@ -169,6 +169,8 @@ def make_settings(profile: str = "tiny", **overrides: Any) -> Settings:
     values = dict(PROFILES[profile], profile=profile)
     values.update({k: v for k, v in overrides.items() if v is not None})
     values = {name: typed(name, value) for name, value in values.items()}
+    if Path(values["model"]).is_symlink():  # a run folder's `model` link follows its settings: keep where it points now
+        values["model"] = str(Path(values["model"]).resolve())
     if values["run_dir"] is None:
         values["run_dir"] = str(default_run_dir(profile))
     settings = Settings(**values)
@@ -232,11 +234,15 @@ def parse_command_line(argv: list[str]) -> dict[str, Any]:
     first = argparse.ArgumentParser(add_help=False)
     first.add_argument("--profile", default="tiny", choices=sorted(PROFILES))
     profile = first.parse_known_args(argv)[0].profile
-    parser = HfArgumentParser(Settings, description="The course's settings; the profile gives the defaults.")
-    parser.set_defaults(**PROFILES[profile])
-    parsed = vars(parser.parse_args(argv))
-    given = {arg[2:].split("=")[0].removeprefix("no_") for arg in argv if arg.startswith("--")}
-    return {name: parsed[name] for name in PARAMETERS if name in given}
+    parser = HfArgumentParser(Settings, description="The course's settings; the profile gives the defaults.",
+                              allow_abbrev=False)  # "--learn 1e-3" is a mistake, not learning_rate
+    if {"-h", "--help"} & set(argv):
+        parser.set_defaults(**PROFILES[profile])  # --help shows the profile's values
+    else:
+        for action in parser._actions:  # no defaults: the result holds only what the arguments name
+            if action.dest in PARAMETERS:
+                action.default = argparse.SUPPRESS
+    return vars(parser.parse_args(argv))
 
 
 def parameter_pairs(pairs: list[tuple[str, str]]) -> list[str]:

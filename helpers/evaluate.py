@@ -107,12 +107,18 @@ def _labels(eval_masks: Dataset) -> torch.Tensor:
     return labels[labels != IGNORE]
 
 
-def unigram(train_blocks: Dataset, tokenizer, vocab_size: int) -> torch.Tensor:
+STREAM_UNIGRAM_BLOCKS = 10_000  # a stream's training side has no end: the table counts its first blocks
+
+
+def unigram(train_blocks, tokenizer, vocab_size: int) -> torch.Tensor:
     """Each token's share of the training blocks, add-one smoothed: the best guess that ignores the context.
 
-    Special tokens are left out of the counts (the collator never picks them).
+    Special tokens are left out of the counts (the collator never picks them). A stream (``IterableDataset``)
+    is counted over its first ``STREAM_UNIGRAM_BLOCKS`` blocks.
     """
-    counts = torch.bincount(torch.tensor(train_blocks["input_ids"]).flatten(), minlength=vocab_size).double()
+    ids = train_blocks["input_ids"] if isinstance(train_blocks, Dataset) else \
+        [block["input_ids"] for block in train_blocks.take(STREAM_UNIGRAM_BLOCKS)]
+    counts = torch.bincount(torch.tensor(ids).flatten(), minlength=vocab_size).double()
     counts[tokenizer.all_special_ids] = 0
     return (counts + 1) / (counts.sum() + vocab_size)
 

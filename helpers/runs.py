@@ -98,8 +98,7 @@ def check_layout(run_dir: str | Path) -> None:
     """Refuse a run folder written by an earlier version of the course; it is never deleted."""
     run_dir = Path(run_dir)
     old = [name for name in OLD_LAYOUT if (run_dir / name).exists()]
-    if (run_dir / "model").is_dir() and not (run_dir / "model").is_symlink():
-        old.append("model")
+    old += [name for name in ("model", METRICS) if (run_dir / name).exists() and not (run_dir / name).is_symlink()]
     if old:
         raise OldRunFolderError(
             f"{run_dir} was written by an earlier version of the course ({', '.join(old)} at its top, one copy each): "
@@ -166,8 +165,9 @@ def record_settings(settings: Settings) -> None:
     current(settings)
 
 
-def recorded_settings(run_dir: str | Path, profile: str) -> dict[str, Any]:
-    """The settings the run folder's notebooks last ran with ({} if none, or for another profile).
+def recorded_settings(run_dir: str | Path, profile: str | None) -> dict[str, Any]:
+    """The settings the run folder's notebooks last ran with ({} if none, or for another profile; with
+    ``profile=None``, whichever profile it records, named in the result).
 
     A record that is not valid JSON of valid settings is refused with the fix, never silently reset.
     """
@@ -179,7 +179,7 @@ def recorded_settings(run_dir: str | Path, profile: str) -> dict[str, Any]:
         values = json.loads(record.read_text())
         if not isinstance(values, dict):
             raise ValueError("not a JSON object")
-        if values.get("profile") != profile:
+        if profile is not None and values.get("profile") != profile:
             return {}
         values = {k: v for k, v in values.items() if k not in (*ONE_OFF, "run_dir")}
         make_settings(**values)  # every value of its setting's type and range
@@ -188,7 +188,7 @@ def recorded_settings(run_dir: str | Path, profile: str) -> dict[str, Any]:
             f"{record} is damaged ({type(err).__name__}: {err}): delete it, and the next notebook records "
             f"its settings anew (the artifacts beside it are kept)"
         ) from err
-    return {k: v for k, v in values.items() if k in PARAMETERS and k != "profile"}
+    return {k: v for k, v in values.items() if k in PARAMETERS and (k != "profile" or profile is None)}
 
 
 def load_dataset(settings: Settings, name: str):
@@ -253,11 +253,9 @@ def prune(run_dir: str | Path) -> list[Path]:
     """Remove the artifacts that the run folder's recorded settings do not use; the paths removed."""
     run_dir = Path(run_dir).resolve()
     check_layout(run_dir)
-    record = run_dir / RECORD
-    if not record.exists():
-        raise MissingArtifactError(f"{record} is missing: with no record of the settings in use, nothing is pruned")
-    values = json.loads(record.read_text())
-    settings = make_settings(**{**values, "run_dir": str(run_dir)})
+    if not (run_dir / RECORD).exists():
+        raise MissingArtifactError(f"{run_dir / RECORD} is missing: with no record of the settings in use, nothing is pruned")
+    settings = make_settings(**{**recorded_settings(run_dir, None), "run_dir": str(run_dir)})
     keep = in_use(settings)
     removed = [p for p in sorted((run_dir / ARTIFACTS).glob("*")) if p not in keep and not p.name.startswith(".")]
     for p in removed:
@@ -268,9 +266,14 @@ def prune(run_dir: str | Path) -> list[Path]:
 def main(argv: list[str] | None = None) -> int:
     args = sys.argv[1:] if argv is None else argv
     if len(args) != 2 or args[0] != "prune":
-        print("usage: python -m helpers.runs prune RUN_DIR   (removes the artifacts of settings no longer used)")
+        print("usage: python -m helpers.runs prune RUN_DIR   (removes every artifact that the settings recorded in "
+              "RUN_DIR/settings.json do not use, other settings' models included)")
         return 2
-    removed = prune(args[1])
+    try:
+        removed = prune(args[1])
+    except (SettingsError, MissingArtifactError, DamagedArtifactError) as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
     print("\n".join(f"removed {p}" for p in removed) or "nothing to remove: every artifact is in use")
     return 0
 

@@ -66,7 +66,8 @@ def _is_setting(name: str, value: Any) -> bool:
 def where(s: Settings, notebook: str) -> str:
     """One line: the artifacts ``notebook`` reads and writes, in the run folder."""
     def names(kinds: tuple[str, ...]) -> str:
-        named = [s.eval_masks_name if kind == "eval masks" else kind for kind in kinds]
+        masks = "stream_eval_masks" if s.streaming else s.eval_masks_name
+        named = [masks if kind == "eval masks" else kind for kind in kinds if not (s.streaming and kind == "blocks")]
         return ", ".join(f"{name} ({runs.path(s, name).relative_to(s.run_path)})" for name in named) or "the corpus"
     reads, writes = ARTIFACTS[notebook]
     return f"run folder {s.run_path}: reads {names(reads)}; writes {names(writes)}"
@@ -129,7 +130,12 @@ def stream_data(s: Settings, tokenizer):
                                          f"use a smaller block_size, a larger test_size or more text")
         return collate.make_eval_masks(test_blocks, tokenizer, s)
 
-    masks = _ensure(s, "stream_eval_masks", held_out_masks)
+    if runs.path(s, "stream_eval_masks").exists():
+        masks = runs.load_dataset(s, "stream_eval_masks")
+    else:  # every process makes the same masks (the stream and the seed fix them); the first one alone saves them
+        masks = held_out_masks()
+        if int(os.environ.get("RANK", "0")) == 0:
+            runs.save_dataset(masks, s, "stream_eval_masks")
     # shuffled through a buffer, as a stream allows; the seed makes the order repeatable
     train_blocks = preprocess.stream_blocks(stream["train"], tokenizer, s).shuffle(seed=s.seed, buffer_size=10_000)
     return train_blocks, masks

@@ -148,7 +148,10 @@ def fit(trainer: Trainer, settings: Settings) -> TrainResult:
     on its share of each batch and the first one alone writes to the run folder.
     """
     if runs.path(settings, "model").exists() and not settings.retrain:
-        return reuse(trainer, settings)
+        try:
+            return reuse(trainer, settings)
+        except (runs.DamagedArtifactError, runs.MissingArtifactError) as err:
+            print(f"the saved model cannot be reused ({err}): training again, to replace it")
     folder = runs.path(settings, "checkpoints")
     if settings.retrain and trainer.is_world_process_zero():
         shutil.rmtree(folder, ignore_errors=True)  # this key's own checkpoints: retrain starts afresh
@@ -172,7 +175,8 @@ def fit(trainer: Trainer, settings: Settings) -> TrainResult:
     steps = trainer.state.global_step
     history = loss_history(trainer.state.log_history)
     save_model(trainer, settings, {"steps": steps, "seconds": round(seconds, 1), "history": history})
-    if trainer.is_world_process_zero():
+    if trainer.is_world_process_zero():  # a new model: figures of the one it replaces (retrain) are not its own
+        runs.write_json(runs.path(settings, runs.METRICS), {})
         runs.update_metrics(settings, train_seconds=round(seconds, 1), train_steps=steps)
     trainer.accelerator.wait_for_everyone()
     resumed_from = int(checkpoint.name.split("-")[1]) if checkpoint else None

@@ -65,6 +65,21 @@ def test_the_command_line_types_each_setting_as_declared():
     assert (s.fill_mask_answer, s.hub_model_id) == ("true", "2024")
 
 
+def test_dashed_spellings_count_and_abbreviations_are_refused(capsys):
+    assert config.parse_command_line(["--learning-rate", "1e-3", "--no-masked-head"]) == {"learning_rate": 1e-3,
+                                                                                         "masked_head": False}
+    with pytest.raises(SystemExit):
+        config.parse_command_line(["--learning_r", "1e-3"])  # not silently the default learning rate
+    assert "unrecognized arguments: --learning_r" in capsys.readouterr().err
+
+
+def test_a_model_given_as_a_run_folders_link_is_kept_at_its_target(tmp_path):
+    target = tmp_path / "artifacts" / "model-1234abcd"
+    target.mkdir(parents=True)
+    (tmp_path / "model").symlink_to(target.relative_to(tmp_path))
+    assert config.make_settings("tiny", model=str(tmp_path / "model")).model == str(target)
+
+
 def test_the_command_line_takes_the_profile_first():
     assert config.parse_command_line(["--profile", "guide"]) == {"profile": "guide"}
     assert config.parse_command_line([]) == {}

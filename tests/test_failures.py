@@ -83,8 +83,10 @@ def test_a_finished_run_is_reused_unless_retrain_is_asked(tmp_path, tokenizer, c
     assert again.reused and again.steps == first.steps and again.history == first.history
     assert "already trained with these settings" in capsys.readouterr().out
     assert model_file.stat().st_mtime_ns == written
+    runs.update_metrics(s, perplexity_after=1.0)  # as 05 would record it for the first model
     forced = train.run(config.make_settings("tiny", run_dir=s.run_dir, num_train_epochs=1, batch_size=32, retrain=True))
     assert not forced.reused and forced.steps == first.steps
+    assert "perplexity_after" not in runs.read_metrics(s)  # the new model's figures are not mixed with the old one's
     changed = train.run(config.make_settings("tiny", run_dir=s.run_dir, num_train_epochs=1, batch_size=16))
     assert not changed.reused and changed.steps > first.steps  # other settings: a new run, not the old one
     assert train.run(s).reused  # beside it, the first run's model is still there: switching back reuses it

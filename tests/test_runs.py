@@ -72,13 +72,18 @@ def test_the_model_link_follows_the_recorded_settings(settings):
     assert not (settings.run_path / "model").exists() and folder.exists()
 
 
-@pytest.mark.parametrize("old", ["splits", "checkpoints", "model"])
+@pytest.mark.parametrize("old", ["splits", "checkpoints", "model", "metrics.json"])
 def test_a_run_folder_from_before_keyed_artifacts_is_refused_and_kept(settings, old):
-    (settings.run_path / old).mkdir(parents=True)
-    (settings.run_path / old / "data.arrow").write_text("old")
+    settings.run_path.mkdir(parents=True)
+    if old.endswith(".json"):
+        (settings.run_path / old).write_text("old")
+    else:
+        (settings.run_path / old).mkdir()
+        (settings.run_path / old / "data.arrow").write_text("old")
     with pytest.raises(runs.OldRunFolderError, match=r"earlier version of the course.*mv .* or choose another run_dir"):
         runs.record_settings(settings)
-    assert (settings.run_path / old / "data.arrow").read_text() == "old"
+    kept = settings.run_path / old
+    assert (kept.read_text() if kept.is_file() else (kept / "data.arrow").read_text()) == "old"
 
 
 @pytest.mark.parametrize("text", ["{not json", "[1, 2]", '{"profile": "tiny", "seed": "seven"}'])
@@ -98,5 +103,12 @@ def test_prune_removes_only_the_artifacts_of_settings_no_longer_used(settings):
         runs.update_metrics(s, perplexity_before=1.0)
     runs.record_settings(settings)
     removed = runs.prune(settings.run_path)
-    assert set(removed) == {runs.path(old, "splits"), runs.path(old, runs.METRICS)}
+    assert set(removed) == {runs.path(old, "splits").resolve(), runs.path(old, runs.METRICS).resolve()}
     assert runs.load_dataset(settings, "splits")["x"] == [1] and runs.read_metrics(settings)["perplexity_before"] == 1.0
+
+
+def test_prune_refuses_a_damaged_record_and_removes_nothing(settings, capsys):
+    runs.save_dataset(Dataset.from_dict({"x": [1]}), settings, "splits")
+    (settings.run_path / runs.RECORD).write_text("{not json")
+    assert runs.main(["prune", str(settings.run_path)]) == 2
+    assert "is damaged" in capsys.readouterr().err and runs.path(settings, "splits").exists()

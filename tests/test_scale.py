@@ -120,7 +120,7 @@ def test_training_from_a_stream_runs_max_steps_and_saves_the_model(tmp_path, who
 
 
 @pytest.mark.slow
-def test_a_streamed_run_folder_is_scored_on_what_the_stream_held_out_and_04_still_runs(tmp_path, tokenizer):
+def test_a_streamed_run_folder_is_scored_on_what_the_stream_held_out_and_04_still_runs(tmp_path, tokenizer, capsys):
     from helpers import steps
 
     lines = big_text_file(tmp_path)
@@ -138,9 +138,13 @@ def test_a_streamed_run_folder_is_scored_on_what_the_stream_held_out_and_04_stil
     restored = torch.where(labels != -100, labels, first)
     assert restored.tolist() == ids[:64]
     assert steps.settings({"run_dir": run_dir}, "06_infer").streaming
-    assert train.finetuned(s) is not None  # the streamed model, not trained again
+    assert runs.path(s, "model").exists()
+    train.finetuned(s)  # the streamed model, read, not trained again
+    assert "trained it" not in capsys.readouterr().out
     in_memory = steps.settings({"run_dir": run_dir}, "04_train")  # 04 lists streaming: None is in memory
     assert not in_memory.streaming and in_memory.max_steps is None
+    train_blocks, eval_masks = steps.training_data(in_memory, tokenizer)  # 04's inputs, built in memory beside
+    assert len(train_blocks) > 0 and runs.path(in_memory, "eval_masks").exists()
 
 
 def first_training_masks(settings, tokenizer, rank: int, monkeypatch) -> torch.Tensor:
