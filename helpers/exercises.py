@@ -102,7 +102,7 @@ EXERCISES: tuple[Exercise, ...] = (
              "{b[perplexity_after]:.1f} and {b[top1_after]:.1%} after three: most of the gain comes in the first epoch, "
              "as 04's loss curve shows.", run="one_epoch"),
     Exercise("05_evaluate", "A harder test for the same model", "In a new cell: `import dataclasses`, "
-             "`from helpers import collate`, then `harder = collate.make_eval_masks(blocks[\"test\"], tokenizer, "
+             "`from helpers import collate`, then `harder = collate.make_eval_masks(steps.blocks(settings, tokenizer)[\"test\"], tokenizer, "
              "dataclasses.replace(settings, mlm_probability=0.3))` and `evaluate.score(finetuned, harder).perplexity`",
              "The same fine-tuned model, {b[perplexity_after]:.1f} on 15% masks, scores {x[baseline_on_30]:.1f} on 30% "
              "masks of the same test blocks: each hidden token has less context around it. Perplexity depends on the "
