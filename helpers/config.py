@@ -60,6 +60,9 @@ class Settings:
     top_k: int = _setting(3, "how many answers fill-mask shows")
     streaming: bool = _setting(False, "read the corpus lazily, for corpora larger than memory (python -m helpers.train)")
     max_steps: int | None = _setting(None, "stop after this many steps; None: whole epochs (streaming needs it)")
+    ood_source: str = _setting("wiki-other", 'text from outside the domain, scored in 05: "wiki-other" (installed '
+                               'summaries of 7 non-science topics) or a .txt/.jsonl file (its "text" field)')
+    label_field: str | None = _setting("topic", "the column of labels 05's topic probe predicts; None: no probe")
 
     @property
     def run_path(self) -> Path:
@@ -113,6 +116,7 @@ PROFILES["guide"] = dict(
     num_examples=5000,
     learning_rate=2e-5,
     batch_size=8,  # TrainingArguments' default
+    label_field="category",  # eli5_category's label; the installed summaries stay out of its domain
 )
 
 
@@ -127,7 +131,9 @@ TRAINING_FIELDS = (*MASK_FIELDS, "learning_rate", "num_train_epochs", "batch_siz
 # The fixed evaluation masks of each kind have their own name; a streamed run's come from the records the stream held out.
 EVAL_MASKS = {False: "eval_masks", True: "eval_masks_whole_word"}
 ARTIFACT_FIELDS = {"splits": SPLIT_FIELDS, "blocks": BLOCK_FIELDS, **{name: MASK_FIELDS for name in EVAL_MASKS.values()},
-                   "stream_eval_masks": MASK_FIELDS, "model": TRAINING_FIELDS}
+                   "stream_eval_masks": MASK_FIELDS, "model": TRAINING_FIELDS,
+                   # as many out-of-domain blocks as the in-domain masks have, so it follows how those were made
+                   "ood_eval_masks": (*MASK_FIELDS, "streaming", "ood_source")}
 
 # The settings each notebook's parameters cell lists, between ``profile`` and ``run_dir``: those its step brings
 # in, each listed by one notebook only, the first that uses it (``None`` there: the profile's value). A later
@@ -138,7 +144,7 @@ STEP_PARAMETERS: dict[str, tuple[str, ...]] = {
     "03_collate": ("mlm_probability", "whole_word_mask"),
     "04_train": ("learning_rate", "num_train_epochs", "batch_size", "weight_decay", "masked_head", "precision", "max_steps",
                  "streaming", "retrain", "push_to_hub", "hub_model_id"),
-    "05_evaluate": (),
+    "05_evaluate": ("ood_source", "label_field"),
     "06_infer": ("fill_mask_text", "fill_mask_answer", "top_k"),
 }
 ONE_OFF = ("retrain", "push_to_hub")  # actions for one run, never carried over to the next notebook
@@ -213,6 +219,7 @@ def validate(s: Settings) -> None:
     need(len(s.fill_mask_answer.split()) == 1, f"fill_mask_answer={s.fill_mask_answer!r}: give the one word expected in the blank")
     need(s.source != "hub" or bool(s.dataset_name), 'source="hub" needs dataset_name (a hub id or a local folder)')
     need(s.max_steps is None or s.max_steps >= 1, f"max_steps={s.max_steps}: must be at least 1, or None for whole epochs")
+    need(s.ood_source != s.source, f"ood_source={s.ood_source!r} is the corpus itself: choose text from outside its domain")
     need(not s.streaming or s.max_steps is not None, "streaming=True needs max_steps: a stream has no length to count epochs by")
 
 

@@ -26,8 +26,8 @@ class CorpusError(ValueError):
 
 def load_corpus(settings: Settings) -> Dataset:
     """The whole corpus as one Dataset (01_load), limited to ``num_examples`` where set."""
-    if settings.source == assets.WIKI_SCIENCE:
-        corpus = load_wiki_science()
+    if settings.source in assets.WIKI_TOPICS:
+        corpus = load_wiki(assets.WIKI_TOPICS[settings.source])
     elif settings.source == "hub":
         corpus = load_hub(settings)
     else:
@@ -45,15 +45,27 @@ def load_corpus(settings: Settings) -> Dataset:
     return corpus
 
 
-def load_wiki_science() -> Dataset:
-    """The 3,216 Wikipedia lead summaries on science, biology, technology and mathematics."""
+def load_wiki(topics: tuple[str, ...]) -> Dataset:
+    """The installed Wikipedia lead summaries of ``topics``, with their ``title`` and ``topic``."""
     articles = json.loads(assets.wiki_summaries_file().read_text(encoding="utf-8"))
     rows = [
         {"title": a["title"], "topic": a["topic"], "text": a["extract"]}
         for a in articles.values()
-        if a.get("topic") in assets.SCIENCE_TOPICS and a.get("extract")
+        if a.get("topic") in topics and a.get("extract")
     ]
     return Dataset.from_list(rows)
+
+
+def load_wiki_science() -> Dataset:
+    """The 3,216 Wikipedia lead summaries on science, biology, technology and mathematics."""
+    return load_wiki(assets.SCIENCE_TOPICS)
+
+
+def load_out_of_domain(settings: Settings) -> Dataset:
+    """05's text from outside the domain (``ood_source``): installed summaries of other topics, or a file's ``text``."""
+    if settings.ood_source in assets.WIKI_TOPICS:
+        return load_wiki(assets.WIKI_TOPICS[settings.ood_source])
+    return load_text_file(Path(settings.ood_source), "text")
 
 
 def load_hub(settings: Settings) -> Dataset:
@@ -117,7 +129,7 @@ def load_text_file(file: Path, text_field: str = "text", streaming: bool = False
 def check_text_file(file: Path) -> str:
     """The ``datasets`` builder for a text file, after checking that it exists, has text, and is UTF-8."""
     if not file.is_file():
-        raise CorpusError(f"no such file: {file} (source= takes 'wiki-science', 'hub', or a .txt/.jsonl file)")
+        raise CorpusError(f"no such file: {file} (source= takes 'wiki-science', 'wiki-other', 'hub', or a .txt/.jsonl file)")
     builder = TEXT_SUFFIXES.get(file.suffix.lower())
     if builder is None:
         raise CorpusError(f"{file}: unknown kind of file; use .txt (a document per line) or .jsonl (a JSON object per line)")
@@ -136,8 +148,8 @@ def check_text_file(file: Path) -> str:
 
 def stream_corpus(settings: Settings) -> IterableDataset:
     """The corpus read lazily, record by record (``streaming=True``): for corpora larger than memory."""
-    if settings.source == assets.WIKI_SCIENCE:
-        stream = load_wiki_science().to_iterable_dataset()
+    if settings.source in assets.WIKI_TOPICS:
+        stream = load_wiki(assets.WIKI_TOPICS[settings.source]).to_iterable_dataset()
     elif settings.source == "hub":
         # a stream has no flatten(): answers{text} -> answers.text by hand
         stream = hub_dataset(settings, settings.dataset_split, streaming=True).map(flatten_record)

@@ -25,19 +25,30 @@ from . import masked_head, progress
 from .collate import IGNORE
 
 TOP_K = (1, 5)
+KINDS = ("masked", "replaced", "kept")  # what a picked position shows the model: the mask token, a random token, itself
 
 
 @dataclass(frozen=True)
 class Scores:
-    """One model's figures on the evaluation masks: mean cross-entropy per masked token, and top-k accuracy."""
+    """One model's figures on the evaluation masks: mean cross-entropy per picked token, and top-k accuracy."""
 
     loss: float
     tokens: int
-    accuracy: dict[int, float] = field(default_factory=dict)  # k -> share of masked tokens among the first k guesses
+    accuracy: dict[int, float] = field(default_factory=dict)  # k -> share of picked tokens among the first k guesses
+    # kind ("masked", "replaced", "kept") -> k -> the same share among the picked positions of that kind
+    accuracy_by_kind: dict[str, dict[int, float]] = field(default_factory=dict)
 
     @property
     def perplexity(self) -> float:
         return math.exp(self.loss)
+
+
+def kinds(input_ids: torch.Tensor, labels: torch.Tensor, mask_token_id: int) -> dict[str, torch.Tensor]:
+    """Each kind of picked position as a boolean tensor: shown as the mask token, as another token, or as itself."""
+    picked = labels != IGNORE
+    masked = picked & (input_ids == mask_token_id)
+    kept = picked & (input_ids == labels)
+    return {"masked": masked, "replaced": picked & ~masked & ~kept, "kept": kept}
 
 
 def masked_tokens(eval_masks: Dataset) -> int:
@@ -61,18 +72,20 @@ def _accuracy(metric: hf_evaluate.EvaluationModule, top_k: tuple[int, ...]) -> d
 
 @torch.no_grad()
 def score(model, eval_masks: Dataset, batch_size: int = 64, head_only_at_masks: bool = True,
-          top_k: tuple[int, ...] = TOP_K) -> Scores:
-    """Loss and top-k accuracy over every masked token of the evaluation set, in one pass.
+          top_k: tuple[int, ...] = TOP_K, mask_token_id: int | None = None) -> Scores:
+    """Loss and top-k accuracy over every picked token of the evaluation set, in one pass.
 
-    ``head_only_at_masks`` runs the MLM head at the masked positions only (same figures, less work);
-    ``top_k=()`` skips the accuracy.
+    ``head_only_at_masks`` runs the MLM head at the picked positions only (same figures, less work);
+    ``top_k=()`` skips the accuracy. With ``mask_token_id``, the accuracy is also kept apart for each kind of
+    picked position (``KINDS``): at the mask token, the test that matters, and where the answer sits in the input.
     """
     fast = head_only_at_masks and masked_head.supported(model)
     model.eval()
     device = next(model.parameters()).device
     loader = DataLoader(eval_masks.with_format("torch"), batch_size=batch_size, collate_fn=default_data_collator)
     metric = accuracy_metric() if top_k else None
-    total, count = 0.0, 0
+    by_kind = {kind: accuracy_metric() for kind in KINDS} if top_k and mask_token_id is not None else {}
+    total, count, seen = 0.0, 0, []
     for batch in progress.bar(loader, desc="Evaluating"):
         batch = {k: v.to(device) for k, v in batch.items()}
         labels = batch.pop("labels")
@@ -87,9 +100,17 @@ def score(model, eval_masks: Dataset, batch_size: int = 64, head_only_at_masks: 
         count += int(picked.sum())
         if metric is not None:
             _add(metric, logits, labels[picked], top_k)
+        if by_kind:
+            for kind, where in kinds(batch["input_ids"], labels, mask_token_id).items():
+                among = where[picked]  # this kind's rows of the logits, which hold the picked positions only
+                if among.any():
+                    _add(by_kind[kind], logits[among], labels[picked][among], top_k)
+                    seen += [kind] if kind not in seen else []
     if count == 0:
-        raise ValueError("the evaluation set has no masked token to score: remake it with 03_collate's make_eval_masks")
-    return Scores(total / count, count, _accuracy(metric, top_k) if metric is not None else {})
+        raise ValueError("the evaluation set has no picked token to score: remake it with 03_collate's make_eval_masks")
+    # a kind with no position in the set (whole-word masks replace none) is left out
+    return Scores(total / count, count, _accuracy(metric, top_k) if metric is not None else {},
+                  {kind: _accuracy(by_kind[kind], top_k) for kind in KINDS if kind in seen})
 
 
 def mean_loss(model, eval_masks: Dataset, batch_size: int = 64, head_only_at_masks: bool = True) -> float:
@@ -173,13 +194,48 @@ def reading(scores: dict[str, Scores]) -> str:
     return " ".join([first, second, third, fourth])
 
 
+def by_kind_table(scores: dict[str, Scores]) -> pd.DataFrame:
+    """Top-k accuracy at each kind of picked position, one row a model: the mask token is the test that counts."""
+    rows = {name: {(kind, f"top-{k}"): round(a, 3) for kind, by_k in s.accuracy_by_kind.items() for k, a in by_k.items()}
+            for name, s in scores.items() if s.accuracy_by_kind}
+    return pd.DataFrame(rows).T
+
+
 def metrics(scores: dict[str, Scores]) -> dict[str, float]:
-    """The figures ``metrics.json`` keeps: perplexity of the unigram table and both models, top-1 and top-5 accuracy."""
+    """The figures ``metrics.json`` keeps: perplexity of the unigram table and both models, top-1 and top-5 accuracy,
+    over every picked token and at the mask token alone."""
     base, tuned = scores["base"], scores["fine-tuned"]
+    at_mask = {f"top{k}_accuracy_at_mask_{when}": s.accuracy_by_kind["masked"][k]
+               for when, s in (("before", base), ("after", tuned)) if "masked" in s.accuracy_by_kind for k in TOP_K}
     return {
         "perplexity_before": base.perplexity,
         "perplexity_after": tuned.perplexity,
         "perplexity_unigram": scores["unigram"].perplexity,
         **{f"top{k}_accuracy_before": base.accuracy[k] for k in TOP_K},
         **{f"top{k}_accuracy_after": tuned.accuracy[k] for k in TOP_K},
+        **at_mask,
     }
+
+
+def ood_metrics(ood: dict[str, Scores]) -> dict[str, float]:
+    """The out-of-domain figures ``metrics.json`` keeps: both models' perplexity and top-1 accuracy."""
+    return {
+        "perplexity_ood_before": ood["base"].perplexity,
+        "perplexity_ood_after": ood["fine-tuned"].perplexity,
+        "top1_accuracy_ood_before": ood["base"].accuracy[1],
+        "top1_accuracy_ood_after": ood["fine-tuned"].accuracy[1],
+    }
+
+
+def kind_reading(scores: dict[str, Scores]) -> str:
+    """The accuracy at each kind of picked position in words, from the figures: the mask token is the real test."""
+    base, tuned = scores["base"].accuracy_by_kind, scores["fine-tuned"].accuracy_by_kind
+    if "masked" not in tuned:
+        return "These masks hold no mask token to score apart."
+    text = (f"At the mask token, the first guess is right for {base['masked'][1]:.1%} of the positions before "
+            f"fine-tuning and {tuned['masked'][1]:.1%} after")
+    if "kept" in tuned:
+        text += (f"; where the token was kept, for {base['kept'][1]:.1%} and {tuned['kept'][1]:.1%}, since the answer is "
+                 f"in the input")
+    return (text + f". The accuracy over every picked token, {scores['fine-tuned'].accuracy[1]:.1%} after, mixes these; "
+            f"the mask token's figure is the one to quote (`top1_accuracy_at_mask_after` in `metrics.json`).")

@@ -107,3 +107,34 @@ def top_k(results: dict[str, list[dict[str, Any]]], text: str) -> Figure:
         ax.set(title=name, xlabel="probability")
     fig.suptitle(text)
     return _done(fig)
+
+
+def domain_perplexity(in_domain: dict[str, float], out_of_domain: dict[str, float]) -> Figure:
+    """05: perplexity before and after fine-tuning, on held-out text of the domain and on text from outside it."""
+    fig, ax = plt.subplots(figsize=(6, 3.4))
+    width, kinds = 0.38, {"in-domain": in_domain, "out-of-domain": out_of_domain}
+    for i, (model, colour) in enumerate((("base", REFERENCE_COLOURS["base"]), ("fine-tuned", REFERENCE_COLOURS["fine-tuned"]))):
+        values = [figures[model] for figures in kinds.values()]
+        bars = ax.bar([x + (i - 0.5) * width for x in range(len(kinds))], values, width, label=model, color=colour)
+        ax.bar_label(bars, labels=[f"{v:,.1f}" for v in values])
+    ax.set_xticks(range(len(kinds)), [f"{kind} text" for kind in kinds])
+    ax.set(ylabel="perplexity (lower is better)", yscale="log", title="Both models, in the domain and outside it")
+    ax.margins(y=0.15)
+    ax.legend()
+    return _done(fig)
+
+
+def classifier_spread(by_regime: dict[str, dict[str, dict[str, list[float]]]]) -> Figure:
+    """05: each seed's macro-F1 for a classifier fine-tuned from each encoder, a panel per regime, the mean as a bar."""
+    fig, axes = plt.subplots(1, len(by_regime), figsize=(4 * len(by_regime), 3.2))
+    axes = [axes] if len(by_regime) == 1 else list(axes)
+    colours = [REFERENCE_COLOURS["base"], REFERENCE_COLOURS["fine-tuned"]]
+    for ax, (regime, by_encoder) in zip(axes, by_regime.items()):
+        for x, ((name, figures), colour) in enumerate(zip(by_encoder.items(), colours)):
+            values = figures["macro_f1"]
+            ax.scatter([x] * len(values), values, color=colour, zorder=3, alpha=0.8)
+            ax.hlines(sum(values) / len(values), x - 0.25, x + 0.25, color="#333333")
+        ax.set_xticks(range(len(by_encoder)), list(by_encoder))
+        ax.set(title=f"{regime} labels", ylabel="macro-F1 on the test split", xlim=(-0.6, len(by_encoder) - 0.4))
+    fig.suptitle("One point a seed; the line is their mean")
+    return _done(fig)

@@ -106,7 +106,7 @@ def tokenize_splits(splits: DatasetDict, tokenizer, settings: Settings) -> Datas
         tokenize,
         batched=True,
         num_proc=workers(max(len(s) for s in splits.values())),
-        remove_columns=splits["train"].column_names,
+        remove_columns=next(iter(splits.values())).column_names,
         fn_kwargs={"tokenizer": tokenizer, "text_field": settings.text_field},
         desc="Tokenizing",
     )

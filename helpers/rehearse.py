@@ -7,7 +7,9 @@ Wikipedia text, in seconds, and runs all six notebooks on them under ``profile="
 - a ``RobertaForMaskedLM`` (514 positions, no ``token_type_ids``, a small hidden size) with a byte-level BPE
   tokenizer trained here, RoBERTa's special tokens, and ``<mask>`` absorbing the space before it;
 - a parquet folder laid out as the Hub's parquet conversion lays it out (``default/train/0000.parquet``), each
-  record shaped like ELI5's, with several answers (text, score, URLs) per question.
+  record shaped like ELI5's, with several answers (text, score, URLs) per question, and a ``category`` that
+  follows the topic its sentences come from, so that 05's probe has something to find. Its out-of-domain text
+  is the installed summaries of other topics, which the stand-ins never use.
 
 What it proves: every line the guide profile runs, from ``load_dataset`` on a parquet folder to fill-mask with
 ``<mask>``, works on a RoBERTa tokenizer and ELI5's nested records. What it cannot: the Hub download itself.
@@ -33,10 +35,21 @@ MAX_POSITIONS = 514  # RoBERTa's: 512 tokens plus the 2 its position ids skip fo
 REHEARSAL_PARAMETERS = dict(num_train_epochs=1)  # besides model, dataset_name and dataset_revision
 
 
-def wiki_texts() -> list[str]:
-    """The installed Wikipedia science summaries, the stand-ins' only text."""
+# ELI5's categories for the science topics: a stand-in's category follows the topic its sentences come from
+CATEGORIES = {"Physical sciences": "Physics", "Biology and health sciences": "Biology", "Technology": "Technology",
+              "Mathematics": "Mathematics"}
+
+
+def wiki_texts_by_topic() -> dict[str, list[str]]:
+    """The installed Wikipedia science summaries by topic, the stand-ins' only text."""
     articles = json.loads(assets.wiki_summaries_file().read_text(encoding="utf-8"))
-    return [a["extract"] for a in articles.values() if a.get("topic") in assets.SCIENCE_TOPICS and a.get("extract")]
+    return {topic: [a["extract"] for a in articles.values() if a.get("topic") == topic and a.get("extract")]
+            for topic in assets.SCIENCE_TOPICS}
+
+
+def wiki_texts() -> list[str]:
+    """All of them in one list: the stand-in tokenizer's training text."""
+    return [text for texts in wiki_texts_by_topic().values() for text in texts]
 
 
 def build_roberta(folder: Path, texts: list[str], hidden_size: int = 64, seed: int = 0) -> Path:
@@ -63,19 +76,22 @@ def build_roberta(folder: Path, texts: list[str], hidden_size: int = 64, seed: i
     return folder
 
 
-def eli5_records(texts: list[str], n_records: int, seed: int = 0) -> list[dict[str, Any]]:
-    """Records shaped like ``eli5_category``'s: a question and several answers, each with a score and URLs."""
+def eli5_records(by_topic: dict[str, list[str]], n_records: int, seed: int = 0) -> list[dict[str, Any]]:
+    """Records shaped like ``eli5_category``'s: a question and several answers, each with a score and URLs; each
+    record's answers come from one topic's sentences, and its category names that topic."""
     rng = random.Random(seed)
-    sentences = [s.strip().rstrip(".") + "." for t in texts for s in t.split(". ") if len(s.split()) > 3]
+    sentences = {topic: [s.strip().rstrip(".") + "." for t in texts for s in t.split(". ") if len(s.split()) > 3]
+                 for topic, texts in by_topic.items()}
     records = []
     for i in range(n_records):
+        topic = rng.choice(sorted(sentences))
         n_answers = rng.randint(2, 4)
-        answers = [" ".join(rng.sample(sentences, rng.randint(1, 3))) for _ in range(n_answers)]
+        answers = [" ".join(rng.sample(sentences[topic], rng.randint(1, 3))) for _ in range(n_answers)]
         records.append({
             "q_id": f"q{i:05d}",
-            "title": f"ELI5: {rng.choice(sentences)[:60]}?",
+            "title": f"ELI5: {rng.choice(sentences[topic])[:60]}?",
             "selftext": "",
-            "category": rng.choice(["Physics", "Biology", "Technology", "Chemistry"]),
+            "category": CATEGORIES.get(topic, topic),
             "subreddit": "explainlikeimfive",
             "answers": {
                 "a_id": [f"a{i:05d}{j}" for j in range(n_answers)],
@@ -89,21 +105,21 @@ def eli5_records(texts: list[str], n_records: int, seed: int = 0) -> list[dict[s
     return records
 
 
-def build_eli5(folder: Path, texts: list[str], n_records: int = 300, seed: int = 0) -> Path:
+def build_eli5(folder: Path, by_topic: dict[str, list[str]], n_records: int = 300, seed: int = 0) -> Path:
     """An ELI5-shaped parquet folder, laid out as the Hub's parquet conversion: ``default/train/0000.parquet``."""
     from datasets import Dataset
 
     target = folder / "default" / "train"
     target.mkdir(parents=True, exist_ok=True)
-    Dataset.from_list(eli5_records(texts, n_records, seed)).to_parquet(str(target / "0000.parquet"))
+    Dataset.from_list(eli5_records(by_topic, n_records, seed)).to_parquet(str(target / "0000.parquet"))
     return folder
 
 
 def build_standins(folder: Path) -> dict[str, str]:
     """Both stand-ins under ``folder``; the parameters that point the guide profile at them."""
-    texts = wiki_texts()
-    model = build_roberta(folder / "distilroberta-standin", texts)
-    eli5 = build_eli5(folder / "eli5-standin", texts)
+    by_topic = wiki_texts_by_topic()
+    model = build_roberta(folder / "distilroberta-standin", [t for texts in by_topic.values() for t in texts])
+    eli5 = build_eli5(folder / "eli5-standin", by_topic)
     return {"model": str(model), "dataset_name": str(eli5)}  # a local folder has no revision: it is ignored
 
 

@@ -119,7 +119,8 @@ def headline(settings: Settings, output_dir: Path) -> str:
             f"perplexity on the fixed {'whole-word ' if settings.whole_word_mask else ''}evaluation masks: {before:.1f} before, {after:.1f} after fine-tuning "
             f"({before / after:.1f}x lower; a unigram table of the training tokens: {m['perplexity_unigram']:.1f})",
             f"masked-token accuracy: top-1 {m['top1_accuracy_before']:.1%} before, {m['top1_accuracy_after']:.1%} after; "
-            f"top-5 {m['top5_accuracy_before']:.1%} before, {m['top5_accuracy_after']:.1%} after",
+            f"top-5 {m['top5_accuracy_before']:.1%} before, {m['top5_accuracy_after']:.1%} after (every picked token)",
+            *domain_lines(settings, m),
             f"fill-mask, fine-tuned, {m['fill_mask_text']!r}: {fills}",
             f"training: {m['train_steps']} steps in {m['train_seconds']:.1f} s",
             f"executed notebooks: {output_dir}",
@@ -127,6 +128,22 @@ def headline(settings: Settings, output_dir: Path) -> str:
             f"metrics: {settings.run_path / runs.METRICS}",
         ]
     )
+
+
+def domain_lines(settings: Settings, m: dict[str, Any]) -> list[str]:
+    """05's domain figures for the headline, those the run measured: out of the domain, at the mask, the probe."""
+    lines = []
+    if "perplexity_ood_before" in m:
+        ob, oa = m["perplexity_ood_before"], m["perplexity_ood_after"]
+        lines.append(f"out of the domain ({settings.ood_source}): perplexity {ob:.1f} before, {oa:.1f} after ({ob / oa:.1f}x "
+                     f"lower; in the domain {m['perplexity_before'] / m['perplexity_after']:.1f}x)")
+    if "top1_accuracy_at_mask_before" in m:
+        lines.append(f"accuracy at the mask token: top-1 {m['top1_accuracy_at_mask_before']:.1%} before, "
+                     f"{m['top1_accuracy_at_mask_after']:.1%} after")
+    if "probe_accuracy_before" in m:
+        lines.append(f"{settings.label_field} probe on frozen encoder states: accuracy {m['probe_accuracy_before']:.1%} before, "
+                     f"{m['probe_accuracy_after']:.1%} after (majority class {m['probe_majority']:.1%})")
+    return lines
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -31,6 +31,7 @@ PRODUCERS: dict[str, str] = {
     "eval_masks": "03_collate",
     "eval_masks_whole_word": "03_collate",
     "stream_eval_masks": "python -m helpers.train --streaming true",
+    "ood_eval_masks": "05_evaluate",
     "model": "04_train",
     "checkpoints": "04_train",
     "train_log.json": "04_train",

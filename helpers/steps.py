@@ -9,10 +9,13 @@ taken from the run folder's record (what the notebooks before it ran with), else
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import time
 import warnings
 from typing import Any, Callable, Mapping
+
+from datasets import DatasetDict
 
 from . import assets, collate, data, preprocess, progress, runs
 from .config import PARAMETERS, STEP_PARAMETERS, Settings, SettingsError, default_run_dir, make_settings, typed
@@ -23,7 +26,7 @@ ARTIFACTS: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
     "02_preprocess": (("splits",), ("blocks",)),
     "03_collate": (("blocks",), ("eval masks",)),
     "04_train": (("blocks", "eval masks"), ("model",)),
-    "05_evaluate": (("blocks", "eval masks", "model"), (runs.METRICS,)),
+    "05_evaluate": (("blocks", "eval masks", "model"), ("ood_eval_masks", runs.METRICS)),
     "06_infer": (("model",), (runs.METRICS,)),
 }
 
@@ -146,3 +149,24 @@ def training_data(s: Settings, tokenizer):
     if s.streaming:
         return stream_data(s, tokenizer)
     return blocks(s, tokenizer)["train"], eval_masks(s, tokenizer)
+
+
+def out_of_domain(s: Settings):
+    """05's text from outside the domain (``ood_source``), split as 01 splits the corpus, with the same seed and
+    test share: ``make exercises``' control trains on its train part, and every model is scored on its test part."""
+    return data.split_corpus(data.load_out_of_domain(s), s)
+
+
+def ood_eval_masks(s: Settings, tokenizer=None):
+    """Fixed masks over held-out out-of-domain blocks, as many as the in-domain masks have, drawn with the seed."""
+    tokenizer = tokenizer or assets.load_tokenizer(s.model)
+
+    def build():
+        wanted = len(eval_masks(s, tokenizer))
+        held_out = DatasetDict(test=out_of_domain(s)["test"])
+        ood = dataclasses.replace(s, text_field="text")  # ood_source's column, whatever the corpus's is
+        test_blocks = preprocess.group_splits(preprocess.tokenize_splits(held_out, tokenizer, ood), ood)["test"]
+        sample = test_blocks.shuffle(seed=s.seed).select(range(min(wanted, len(test_blocks))))
+        return collate.make_eval_masks(sample, tokenizer, s)
+
+    return _ensure(s, "ood_eval_masks", build)
