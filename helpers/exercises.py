@@ -346,6 +346,8 @@ def main(argv: list[str] | None = None) -> int:
             measured = read(args.out) or {}
             if not measured:
                 parser.error(f"{args.out} holds no other figures yet: run the whole of `make exercises` first")
+            if measured["overrides"] != overrides:  # one file, one set of settings
+                parser.error(f"{args.out} was measured with {measured['overrides'] or 'no overrides'}: give the same -p")
             measured["adaptation"] = measure_adaptation(Path(scratch), measure_runs(Path(scratch), ["baseline"], overrides),
                                                         overrides)
         else:

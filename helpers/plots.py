@@ -119,22 +119,25 @@ def domain_perplexity(in_domain: dict[str, float], out_of_domain: dict[str, floa
         ax.bar_label(bars, labels=[f"{v:,.1f}" for v in values])
     ax.set_xticks(range(len(kinds)), [f"{kind} text" for kind in kinds])
     ax.set(ylabel="perplexity (lower is better)", yscale="log", title="Both models, in the domain and outside it")
-    ax.margins(y=0.15)
-    ax.legend()
+    top = max(max(in_domain.values()), max(out_of_domain.values()))
+    ax.set_ylim(top=top * 30)  # room above the bars for the legend, on the log axis
+    ax.legend(loc="upper center", ncol=2, frameon=False)
     return _done(fig)
 
 
 def classifier_spread(by_regime: dict[str, dict[str, dict[str, list[float]]]]) -> Figure:
-    """05: each seed's macro-F1 for a classifier fine-tuned from each encoder, a panel per regime, the mean as a bar."""
+    """05: each seed's macro-F1 for a classifier fine-tuned from each encoder, a panel per regime, the mean as a line."""
     fig, axes = plt.subplots(1, len(by_regime), figsize=(4 * len(by_regime), 3.2))
     axes = [axes] if len(by_regime) == 1 else list(axes)
     colours = [REFERENCE_COLOURS["base"], REFERENCE_COLOURS["fine-tuned"]]
     for ax, (regime, by_encoder) in zip(axes, by_regime.items()):
+        for pair in zip(*(figures["macro_f1"] for figures in by_encoder.values())):  # one seed, both encoders
+            ax.plot(range(len(pair)), pair, color="#BBBBBB", linewidth=0.8, zorder=1)
         for x, ((name, figures), colour) in enumerate(zip(by_encoder.items(), colours)):
             values = figures["macro_f1"]
             ax.scatter([x] * len(values), values, color=colour, zorder=3, alpha=0.8)
             ax.hlines(sum(values) / len(values), x - 0.25, x + 0.25, color="#333333")
         ax.set_xticks(range(len(by_encoder)), list(by_encoder))
         ax.set(title=f"{regime} labels", ylabel="macro-F1 on the test split", xlim=(-0.6, len(by_encoder) - 0.4))
-    fig.suptitle("One point a seed; the line is their mean")
+    fig.suptitle("One point a seed, joined across encoders; the black line is their mean")
     return _done(fig)

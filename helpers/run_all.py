@@ -140,7 +140,7 @@ def domain_lines(settings: Settings, m: dict[str, Any]) -> list[str]:
     if "top1_accuracy_at_mask_before" in m:
         lines.append(f"accuracy at the mask token: top-1 {m['top1_accuracy_at_mask_before']:.1%} before, "
                      f"{m['top1_accuracy_at_mask_after']:.1%} after")
-    if "probe_accuracy_before" in m:
+    if m.get("probe_accuracy_before") is not None:
         lines.append(f"{settings.label_field} probe on frozen encoder states: accuracy {m['probe_accuracy_before']:.1%} before, "
                      f"{m['probe_accuracy_after']:.1%} after (majority class {m['probe_majority']:.1%})")
     return lines

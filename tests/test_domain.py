@@ -13,33 +13,36 @@ from helpers import assets, collate, config, data, domain, evaluate, exercises, 
 from test_evaluate import eval_set, small_model
 
 
+def masks_of_known_kinds(tokenizer, n_blocks=30, length=32):
+    """Blocks whose picked positions are chosen by hand, each kind at known places: position % 7 == 0 shows the
+    mask token, 1 another token, 2 the token itself; the rest are not picked."""
+    generator = torch.Generator().manual_seed(2)
+    original = torch.randint(2000, 20000, (n_blocks, length), generator=generator)
+    shown, labels = original.clone(), torch.full_like(original, collate.IGNORE)
+    where = {kind: torch.arange(length) % 7 == i for i, kind in enumerate(evaluate.KINDS)}
+    shown[:, where["masked"]] = tokenizer.mask_token_id
+    shown[:, where["replaced"]] = original[:, where["replaced"]] + 1  # never the token itself
+    for kind in evaluate.KINDS:
+        labels[:, where[kind]] = original[:, where[kind]]
+    masks = Dataset.from_dict({"input_ids": shown.tolist(), "attention_mask": torch.ones_like(shown).tolist(),
+                               "labels": labels.tolist()})
+    return masks, where
+
+
 @torch.no_grad()
-def hand_accuracy_by_kind(model, masks, mask_id):
-    """Top-1 accuracy per kind, a row at a time through the standard forward, kinds read from the inputs by hand."""
-    model.eval()
-    hits, counts = {}, {}
-    for row in masks.with_format("torch"):
-        logits = BertForMaskedLM.forward(model, input_ids=row["input_ids"][None], attention_mask=row["attention_mask"][None]).logits[0]
-        for position, label in enumerate(row["labels"].tolist()):
-            if label == collate.IGNORE:
-                continue
-            shown = int(row["input_ids"][position])
-            kind = "masked" if shown == mask_id else "kept" if shown == label else "replaced"
-            counts[kind] = counts.get(kind, 0) + 1
-            hits[kind] = hits.get(kind, 0) + int(logits[position].argmax() == label)
-    return {kind: hits[kind] / counts[kind] for kind in counts}, counts
-
-
-def test_accuracy_by_kind_is_a_hand_count_of_each_kind(tokenizer, settings):
-    masks = eval_set(tokenizer, settings, n_blocks=40)
-    small = small_model()
-    expected, counts = hand_accuracy_by_kind(small, masks, tokenizer.mask_token_id)
-    assert set(counts) == set(evaluate.KINDS)  # all three kinds occur in 40 blocks of 32 tokens
+def test_accuracy_by_kind_is_a_hand_count_at_the_known_positions_of_each_kind(tokenizer):
+    masks, where = masks_of_known_kinds(tokenizer)
+    small = small_model().eval()
+    batch = masks.with_format("torch")[:]
+    logits = BertForMaskedLM.forward(small, input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits
+    top5 = logits.topk(5, dim=-1).indices
     for at_masks in (True, False):
         scores = evaluate.score(small, masks, batch_size=7, head_only_at_masks=at_masks, mask_token_id=tokenizer.mask_token_id)
-        assert {k: v[1] for k, v in scores.accuracy_by_kind.items()} == pytest.approx(expected)
-    # the kinds partition the picked positions: their counts add up to the picked total
-    assert sum(counts.values()) == evaluate.masked_tokens(masks)
+        for kind, columns in where.items():
+            labels = batch["labels"][:, columns]
+            assert scores.accuracy_by_kind[kind][1] == pytest.approx((top5[:, columns, 0] == labels).double().mean().item())
+            assert scores.accuracy_by_kind[kind][5] == pytest.approx(
+                (top5[:, columns] == labels[..., None]).any(-1).double().mean().item())
 
 
 def test_a_model_that_copies_its_input_is_right_where_kept_and_never_at_the_mask(tokenizer, settings):
@@ -99,10 +102,15 @@ def test_out_of_domain_masks_come_from_the_held_out_part_of_other_text(tmp_path,
     assert set(data.load_wiki(assets.OTHER_TOPICS)["topic"]) == set(assets.OTHER_TOPICS)
     masks = steps.ood_eval_masks(s, tokenizer)
     assert len(masks) == len(steps.eval_masks(s, tokenizer))  # as many blocks as the in-domain test set
-    # every masked block's tokens occur in the held-out records' tokens, none only in the training part's
-    held_out = " ".join(ood["test"]["text"])
-    first = tokenizer.decode([t for t, label in zip(masks[0]["input_ids"], masks[0]["labels"]) if label == collate.IGNORE][1:8])
-    assert first.replace(" ", "") in tokenizer.decode(tokenizer(held_out)["input_ids"]).replace(" ", "")
+    # each block, unmasked, is a run of the held-out records' tokens, and of no training record's
+    def joined(split):
+        ids = tokenizer(list(ood[split]["text"]))["input_ids"]
+        return "," + ",".join(str(t) for record in ids for t in record) + ","
+    held_out, trained = joined("test"), joined("train")
+    for row in masks.select(range(5)):
+        block = [label if label != collate.IGNORE else token for token, label in zip(row["input_ids"], row["labels"])]
+        run = "," + ",".join(map(str, block)) + ","
+        assert run in held_out and run not in trained
     # the same settings give the same masks (the seed draws them); another seed, other ones
     again = steps.ood_eval_masks(config.make_settings("tiny", run_dir=str(tmp_path / "again"), num_examples=300), tokenizer)
     assert again["input_ids"] == masks["input_ids"] and again["labels"] == masks["labels"]
@@ -128,7 +136,8 @@ def test_ood_source_must_differ_from_the_corpus_and_a_missing_label_column_skips
     s = config.make_settings("tiny", run_dir=str(tmp_path / "run"), source=str(text_file))
     assert domain.probes(s, {}, None) is None
     assert "no column 'topic'" in capsys.readouterr().out
-    assert domain.probe_metrics(None) == {} and not domain.probes_beat_majority(None)
+    assert set(domain.probe_metrics(None).values()) == {None} and not domain.probes_beat_majority(None)
+    assert "no probe" in domain.no_probe(config.make_settings("tiny", label_field=""))
 
 
 def test_few_labels_draws_the_same_records_for_a_seed_and_others_for_another():
@@ -160,19 +169,51 @@ def test_the_rehearsal_category_follows_the_topic():
     assert {r["category"] for r in records} == {"Physics", "Mathematics"}
 
 
+def classifiers_measured(base, adapted, source="wiki-science"):
+    return {"measured": {"profile": "tiny", "model": "splade-tiny", "source": source, "overrides": {}, "machine": "M",
+                         "date": "D"},
+            "classifiers": {"few_per_class": 16, "by_regime": {"few": {
+                "base encoder": {"macro_f1": base, "accuracy": base}, "adapted encoder": {"macro_f1": adapted, "accuracy": adapted}}}}}
+
+
+def test_the_classifier_verdict_follows_the_paired_differences():
+    assert "no difference is shown" in domain.classifier_reading(classifiers_measured([0.70, 0.72, 0.71], [0.71, 0.70, 0.73])).text
+    shown = domain.classifier_reading(classifiers_measured([0.70, 0.72, 0.71], [0.75, 0.78, 0.76])).text
+    assert "a gain is shown" in shown and "+0.053" in shown and "3 of 3 positive" in shown
+    mixed = domain.classifier_reading(classifiers_measured([0.70, 0.70, 0.70, 0.70], [0.80, 0.80, 0.80, 0.69])).text
+    assert "not of one sign" in mixed
+    assert "Wikipedia" in shown and "Wikipedia" not in domain.classifier_reading(
+        classifiers_measured([0.7, 0.7], [0.8, 0.8], source="my.jsonl")).text.split("near zero where")[1]
+
+
+def test_the_control_reading_follows_the_figures():
+    def reading(ctrl_in, ctrl_out):
+        p = {"base": {"in-domain": 1000.0, "out-of-domain": 1000.0},
+             "fine-tuned on the domain": {"in-domain": 10.0, "out-of-domain": 50.0},
+             "control: fine-tuned off it": {"in-domain": ctrl_in, "out-of-domain": ctrl_out}}
+        return domain.control_reading({**classifiers_measured([0.7], [0.7]),
+                                       "control": {"perplexity": p, "steps": 9, "source": "wiki-other"}}).text
+    usual = reading(100.0, 20.0)
+    assert "50%" in usual and "10.0x lower" in usual and "order turns round" in usual  # log 10 / log 100
+    assert "nothing is measured for the domain" in reading(8.0, 60.0) and "order turns round" not in reading(8.0, 60.0)
+
+
+def test_the_probe_reading_weighs_the_gap_against_mcnemars_noise():
+    probe = {"classes": ["a", "b"], "test_records": 500, "majority": 0.5, "base": {"accuracy": 0.90, "macro_f1": 0.9},
+             "fine-tuned": {"accuracy": 0.92, "macro_f1": 0.92}, "base only": 10, "fine-tuned only": 20}
+    assert "within the ±11" in domain.probe_reading(probe, "topic")  # 2 * sqrt(30) = 10.95
+    assert "beyond the ±9" in domain.probe_reading({**probe, "base only": 2, "fine-tuned only": 20}, "topic")
+
+
 def test_readings_state_the_figures_and_name_where_they_came_from():
     s = evaluate.Scores(math.log(100.0), 10, {1: 0.1})
     t = evaluate.Scores(math.log(10.0), 10, {1: 0.3})
     o_b, o_t = evaluate.Scores(math.log(100.0), 10, {1: 0.1}), evaluate.Scores(math.log(50.0), 10, {1: 0.2})
     text = domain.domain_reading({"base": s, "fine-tuned": t}, {"base": o_b, "fine-tuned": o_t}, "a", "b")
-    assert "10.0x" in text and "2.0x" in text and f"{math.log(2) / math.log(10):.0%}" in text and "5.0" in text
-    measured = {"measured": {"profile": "tiny", "model": "splade-tiny", "source": "wiki-science", "overrides": {},
-                             "machine": "M", "date": "D"},
-                "classifiers": {"few_per_class": 16, "by_regime": {"few": {
-                    "base encoder": {"macro_f1": [0.70, 0.72, 0.71], "accuracy": [0.7] * 3},
-                    "adapted encoder": {"macro_f1": [0.71, 0.70, 0.73], "accuracy": [0.7] * 3}}}}}
-    reading = domain.classifier_reading(measured).text
-    assert "within the spread" in reading and "tiny profile" in reading
+    assert "10.0x" in text and "2.0x" in text and f"{math.log(50) / math.log(10) - 1:.0%}" not in text
+    assert f"{math.log(2) / math.log(10):.0%} of the in-domain drop" in text and "factor of 5.0" in text
+    measured = classifiers_measured([0.70, 0.72, 0.71], [0.71, 0.70, 0.73])
+    assert "tiny profile" in domain.classifier_reading(measured).text
     guide = config.make_settings("guide")
     assert "not this run's" in domain.measured_here(guide, measured).text
     assert "not this run's" not in domain.measured_here(config.make_settings("tiny"), measured).text

@@ -23,6 +23,10 @@ def test_the_committed_figures_cover_every_exercise_on_the_plain_profile():
     assert measured is not None, "run `make exercises` and commit helpers/try_it.json"
     assert measured["profile"] == "tiny" and measured["overrides"] == {}, "measured with overrides: rerun make exercises"
     assert set(measured["runs"]) == set(exercises.RUNS)
+    adaptation = measured["adaptation"]  # 05's control and classifiers
+    assert adaptation["measured"]["overrides"] == {} and adaptation["measured"]["profile"] == "tiny"
+    assert adaptation["control"]["steps"] == measured["runs"]["baseline"]["train_steps"]  # the same budget
+    assert all(len(r["macro_f1"]) == 5 for by in adaptation["classifiers"]["by_regime"].values() for r in by.values())
     for notebook in run_all.NOTEBOOKS:
         text = exercises.section(notebook, measured)
         assert "not measured yet" not in text and "{" not in text.replace("{mask}", ""), notebook
@@ -65,6 +69,8 @@ def test_the_measuring_command_runs_every_exercise_end_to_end(tmp_path):
     assert measured["runs"]["mlm_probability"]["picked"] == pytest.approx(0.3, abs=0.03)
     assert measured["runs"]["block_size"]["train_blocks"] > measured["runs"]["baseline"]["train_blocks"]
     assert "use block_size <= 512" in measured["extras"]["block_600_error"]
+    assert measured["adaptation"]["control"]["steps"] == 2 and measured["adaptation"]["control"]["source"] == "wiki-other"
+    assert set(measured["adaptation"]["classifiers"]["by_regime"]) == {"few", "all"}
     for notebook in run_all.NOTEBOOKS:
         assert "not measured yet" not in exercises.section(notebook, measured)
 
