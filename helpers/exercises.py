@@ -108,8 +108,8 @@ EXERCISES: tuple[Exercise, ...] = (
              "The same fine-tuned model, {b[perplexity_after]:.1f} on 15% masks, scores {x[baseline_on_30]:.1f} on 30% "
              "masks of the same test blocks: each hidden token has less context around it. Perplexity depends on the "
              "task as much as on the model, so compare models only on the same masks."),
-    Exercise("05_evaluate", "A domain far from Wikipedia", "Write your labelled corpus as a `.jsonl` file, one record "
-             "a line with a text and a label (`{\"text\": \"...\", \"label\": \"...\"}`), then "
+    Exercise("05_evaluate", "A domain far from Wikipedia", "Write your labelled corpus as a `.jsonl` file, one JSON "
+             "object a line with a `text` and a `label` field, then "
              f"{_run_all('-p source my_corpus.jsonl -p text_field text -p label_field label -p run_dir runs/try-far')}",
              "No labelled corpus far from Wikipedia is installed, so this is the one exercise without a measured answer. "
              "Look at three figures in this notebook's new run: the share of the in-domain drop that also happens on "
