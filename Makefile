@@ -4,7 +4,7 @@
 # make bench     the course's fast paths against the standard ones, side by side (runs/bench.json)
 # make lab       JupyterLab on the notebooks
 # make notebooks re-execute the committed notebooks in place (the outputs you see on GitHub)
-# make exercises measure every notebook's Try it exercise (helpers/try_it.json; about 20 minutes on 2 CPU cores)
+# make exercises measure every notebook's Try it exercise (helpers/try_it.json; about 15 minutes on 2 CPU cores)
 
 PYTHON  ?= python3
 VENV    := .venv

@@ -225,13 +225,6 @@ def validate(s: Settings) -> None:
     need(not s.streaming or s.max_steps is not None, "streaming=True needs max_steps: a stream has no length to count epochs by")
 
 
-def summary(s: Settings) -> dict[str, Any]:
-    """The settings a learner cares about, for display (the run folder's absolute path left out)."""
-    shown = s.as_dict()
-    shown.pop("run_dir")
-    return shown
-
-
 def parse_command_line(argv: list[str]) -> dict[str, Any]:
     """The settings an argument list names (``--seed 7``), typed by ``HfArgumentParser`` over ``Settings``.
 

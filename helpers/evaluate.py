@@ -1,6 +1,6 @@
-"""05 evaluate: perplexity and masked-token accuracy on the fixed evaluation masks, against reference points.
+"""05 evaluate: perplexity and picked-token accuracy on the fixed evaluation masks, against reference points.
 
-Perplexity is ``exp`` of the mean cross-entropy over the masked tokens. The guide takes
+Perplexity is ``exp`` of the mean cross-entropy over the picked tokens (the 15% the collator chose, masked or not). The guide takes
 ``exp(trainer.evaluate()["eval_loss"])``: a mean of per-batch means, over masks drawn afresh at
 every call. Here every token counts once and the masks are the same at every call. Two reference
 points that need no training put the models' figures in scale: guessing uniformly over the vocabulary,
@@ -91,7 +91,7 @@ def score(model, eval_masks: Dataset, batch_size: int = 64, head_only_at_masks: 
         labels = batch.pop("labels")
         picked = labels != IGNORE
         if not picked.any():
-            continue  # no masked token: nothing to score (the model's own mean would be NaN)
+            continue  # no picked token: nothing to score (the model's own mean would be NaN)
         if fast:
             logits = masked_head.logits_at(model, batch, picked)
         else:
@@ -114,7 +114,7 @@ def score(model, eval_masks: Dataset, batch_size: int = 64, head_only_at_masks: 
 
 
 def mean_loss(model, eval_masks: Dataset, batch_size: int = 64, head_only_at_masks: bool = True) -> float:
-    """Mean cross-entropy per masked token over the whole evaluation set (``score`` without the accuracy)."""
+    """Mean cross-entropy per picked token over the whole evaluation set (``score`` without the accuracy)."""
     return score(model, eval_masks, batch_size, head_only_at_masks, top_k=()).loss
 
 
@@ -145,7 +145,7 @@ def unigram(train_blocks, tokenizer, vocab_size: int) -> torch.Tensor:
 
 
 def table_scores(probabilities: torch.Tensor, eval_masks: Dataset, top_k: tuple[int, ...] = TOP_K) -> Scores:
-    """A context-free table's figures on the evaluation masks: it gives every masked token the same guesses."""
+    """A context-free table's figures on the evaluation masks: it gives every picked token the same guesses."""
     labels = _labels(eval_masks)
     loss = float(-probabilities[labels].log().mean())
     metric = accuracy_metric()
@@ -186,7 +186,7 @@ def reading(scores: dict[str, Scores]) -> str:
         second += (f" Of that drop, the first {b / u:,.1f}x only brings it level with word counts; the remaining "
                    f"{u / t:,.1f}x is what it gets from the context.")
     one, five = min(tuned.accuracy), max(tuned.accuracy)
-    third = (f"The fine-tuned model's first guess is right for {tuned.accuracy[one]:.1%} of the masked tokens (base model "
+    third = (f"The fine-tuned model's first guess is right for {tuned.accuracy[one]:.1%} of the picked tokens (base model "
              f"{base.accuracy[one]:.1%}, unigram table {table.accuracy[one]:.1%}), and the right token is among its "
              f"first {five} for {tuned.accuracy[five]:.1%}.")
     fourth = (f"Guessing uniformly over the vocabulary would score {v:,.0f}, its size: the base model is {_against(b, v)} "

@@ -42,92 +42,125 @@ RUNS: dict[str, dict[str, Any]] = {
 class Exercise:
     notebook: str
     title: str
-    change: str  # the exact parameter or command
-    expect: str  # what to look at; {b[...]} is the baseline run's figures, {r[...]} this run's, {x[...]} the extras
+    question: str  # asked first: what to predict, answerable from the notebook
+    change: str  # the exact parameter or command; one that trains names its own run folder
+    expect: str  # the measured answer, folded; {b[...]} is the baseline run's figures, {r[...]} this run's, {x[...]} the extras
     run: str | None = None  # the entry of RUNS this exercise trains; None: measured by ``extras`` alone
-    question: str | None = None  # asked first, the answer folded below it (the older exercises have none yet)
 
 
-def _run_all(params: str) -> str:
-    return f'`make run-all PARAMS="{params}"`'
+def _run_all(params: str, folder: str) -> str:
+    """The command for an exercise that trains: its own run folder, so that the notebooks' run stays as it is."""
+    return f'`make run-all PARAMS="{params} -p run_dir runs/try-{folder}"`'
 
 
 EXERCISES: tuple[Exercise, ...] = (
-    Exercise("01_load", "Another seed", f"{_run_all('-p seed 1')}, or `seed = 1` in the parameters cell",
-             "Another split, other masks, another order of batches. The fine-tuned model's perplexity came out "
-             "{r[perplexity_after]:.1f}, against {b[perplexity_after]:.1f} with seed 42, and its top-1 accuracy "
-             "{r[top1_after]:.1%} against {b[top1_after]:.1%}: a difference of that size between two runs is noise, "
-             "not progress.", run="seed"),
-    Exercise("01_load", "Your own text", f"{_run_all('-p source my_notes.txt')} (one document a line; or a .jsonl "
-             "file with a `text` field)",
+    Exercise("01_load", "Another seed",
+             "Another seed draws another split, other masks and another order of batches. Predict: how far will the "
+             "fine-tuned model's perplexity move from this run's?",
+             _run_all("-p seed 1", "seed"),
+             "It came out {r[perplexity_after]:.1f}, against {b[perplexity_after]:.1f} with seed 42, and its top-1 "
+             "accuracy {r[top1_after]:.1%} against {b[top1_after]:.1%}: a difference of that size between two runs is "
+             "noise, not progress.", run="seed"),
+    Exercise("01_load", "Your own text",
+             "Predict: with a corpus a tenth the size of this one, will the perplexity after fine-tuning be higher or "
+             "lower, and how much would you trust a difference between two such runs?",
+             _run_all("-p source my_notes.txt", "own-text") + " (one document a line; or a .jsonl file with a `text` field)",
              "Notebook 01 then counts your records and words, and every figure after it is about your text. A corpus "
              "much smaller than this one (which notebook 02 cuts into {b[train_blocks]:,} training blocks of 128 tokens) "
              "gives few steps and a noisy perplexity; compare with `seed` changed, as above, before trusting a difference."),
-    Exercise("02_preprocess", "Shorter blocks", f"{_run_all('-p block_size 64')}, or `block_size = 64` here",
+    Exercise("02_preprocess", "Shorter blocks",
+             "Blocks of 64 tokens instead of 128: how many training blocks will there be, how many steps will three "
+             "epochs take, and will the perplexity be higher or lower?",
+             _run_all("-p block_size 64", "block64"),
              "Twice as many blocks, each with half the context: {r[train_blocks]:,} training blocks against "
-             "{b[train_blocks]:,}. On its own evaluation masks the fine-tuned model's perplexity came out "
-             "{r[perplexity_after]:.1f} (128-token blocks: {b[perplexity_after]:.1f}), and training took "
-             "{r[train_steps]} steps against {b[train_steps]}.", run="block_size"),
-    Exercise("02_preprocess", "A block longer than the model reads", "`block_size = 600` here",
+             "{b[train_blocks]:,}, so {r[train_steps]} steps against {b[train_steps]}. The fine-tuned model's perplexity "
+             "came out {r[perplexity_after]:.1f} on its own evaluation masks, against {b[perplexity_after]:.1f}. Three "
+             "things differ at once (the context, the number of steps, and the masks it is scored on), so this is not "
+             "the block size's effect alone; add `-p max_steps {b[train_steps]}` for the same number of steps.",
+             run="block_size"),
+    Exercise("02_preprocess", "A block longer than the model reads",
+             "The tiny model reads at most 512 positions. Predict what happens with 600-token blocks: an error, a "
+             "truncation, or a model that reads past its end?",
+             "`block_size = 600` here",
              "Refused before anything is built or written, with the model's limit in the message: "
              "*{x[block_600_error]}*"),
-    Exercise("03_collate", "Mask twice as much", f"{_run_all('-p mlm_probability 0.3')}, or `mlm_probability = 0.3` here",
-             "The rates table shows {r[picked]:.1%} of the tokens picked (80/10/10 unchanged). Each masked token now "
+    Exercise("03_collate", "Pick twice as much",
+             "With `mlm_probability` 0.3, what share of the tokens will the rates table show picked, what split of "
+             "masked, replaced and kept, and will the perplexity on those masks be higher or lower?",
+             _run_all("-p mlm_probability 0.3", "pick30"),
+             "The rates table shows {r[picked]:.1%} of the tokens picked (80/10/10 unchanged). Each picked token now "
              "has less context to go on: on these 30% masks the fine-tuned model's perplexity came out "
              "{r[perplexity_after]:.1f}, against {b[perplexity_after]:.1f} for the 15% model on 15% masks.",
              run="mlm_probability"),
-    Exercise("03_collate", "Fresh masks differ", "In a new cell, mask the test blocks with another seed: `import dataclasses`, "
+    Exercise("03_collate", "Fresh masks differ",
+             "Masks drawn over the same test blocks with seed 1: what share of these masks' picked positions will "
+             "they pick too?",
+             "In a new cell, mask the test blocks with another seed: `import dataclasses`, "
              "then `other = collate.make_eval_masks(blocks[\"test\"], tokenizer, dataclasses.replace(settings, seed=1))`, "
              "then the share of picked positions both share: `import numpy as np`, `a = np.array(eval_masks[\"labels\"]) != -100`, "
              "`b = np.array(other[\"labels\"]) != -100`, `(a & b).sum() / a.sum()`",
              "Masks drawn with another seed share only {x[mask_overlap]:.1%} of their picked positions with these, "
              "about the 15% that chance gives: this is why each training batch, masked afresh, is a new task, while "
              "the fixed evaluation masks are the same task every time."),
-    Exercise("03_collate", "Whole words", f"{_run_all('-p whole_word_mask True')}, or `whole_word_mask = True` here",
+    Exercise("03_collate", "Whole words",
+             "Trained and scored with whole-word masks, will the model's perplexity be higher or lower than token "
+             "masking's, and can the two figures be compared?",
+             _run_all("-p whole_word_mask True", "whole-word"),
              "Every notebook then masks whole words, in training and in the fixed evaluation masks (saved as "
              "`eval_masks_whole_word`, beside the token masks). The model came out at perplexity "
              "{r[perplexity_after]:.1f} on its whole-word masks, against {b[perplexity_after]:.1f} for token masking on "
              "token masks: not comparable, being different tasks. Notebook 05 scores both models on both kinds of masks.",
              run="whole_word"),
-    Exercise("04_train", "The guide's learning rate", f"{_run_all('-p learning_rate 2e-5')}, or `learning_rate = 2e-5` here",
+    Exercise("04_train", "The guide's learning rate",
+             "The guide trains at 2e-5, this profile at 5e-4. Predict the perplexity after the same 393 steps at 2e-5: "
+             "near this run's, or far above it?",
+             _run_all("-p learning_rate 2e-5", "lr2e-5"),
              "The guide's 2e-5 suits DistilRoBERTa's 82M parameters, already a masked LM. Here notebook 05 then shows a "
              "perplexity of {r[perplexity_after]:.1f} after {r[train_steps]} steps, against {b[perplexity_after]:.1f} at "
              "5e-4: a tiny model that must relearn filling in words needs the larger step.", run="guide_lr"),
-    Exercise("04_train", "The head at every position", f"{_run_all('-p masked_head False')}, or `masked_head = False` here",
+    Exercise("04_train", "The head at every position",
+             "With `masked_head` off, the vocabulary head runs at every position. Predict: how much longer will "
+             "training take, and how different will the model be?",
+             _run_all("-p masked_head False", "standard-head"),
              "The standard forward: training took {r[train_seconds]:.0f} s against {b[train_seconds]:.0f} s with the "
              "head at the masks ({x[standard_head_ratio]:.1f}x longer, one run each on {x[machine]}), for a perplexity of "
              "{r[perplexity_after]:.1f} against {b[perplexity_after]:.1f}: the same training, computed a slower way.",
              run="standard_head"),
-    Exercise("05_evaluate", "One epoch instead of three", f"{_run_all('-p num_train_epochs 1')}",
+    Exercise("05_evaluate", "One epoch instead of three",
+             "Looking at 04's loss curve, predict the perplexity after one epoch: nearer the base model's or the "
+             "three-epoch model's?",
+             _run_all("-p num_train_epochs 1", "one-epoch"),
              "Perplexity {r[perplexity_after]:.1f} and top-1 accuracy {r[top1_after]:.1%} after one epoch, against "
              "{b[perplexity_after]:.1f} and {b[top1_after]:.1%} after three: most of the gain comes in the first epoch, "
              "as 04's loss curve shows.", run="one_epoch"),
-    Exercise("05_evaluate", "A harder test for the same model", "In a new cell: `import dataclasses`, "
-             "`from helpers import collate`, then `harder = collate.make_eval_masks(steps.blocks(settings, tokenizer)[\"test\"], tokenizer, "
+    Exercise("05_evaluate", "A harder test for the same model",
+             "The same fine-tuned model, scored on masks that pick 30% of the test tokens: will its perplexity rise "
+             "or fall, and by about how much?",
+             "In a new cell: `import dataclasses`, `from helpers import collate`, then "
+             "`harder = collate.make_eval_masks(steps.blocks(settings, tokenizer)[\"test\"], tokenizer, "
              "dataclasses.replace(settings, mlm_probability=0.3))` and `evaluate.score(finetuned, harder).perplexity`",
              "The same fine-tuned model, {b[perplexity_after]:.1f} on 15% masks, scores {x[baseline_on_30]:.1f} on 30% "
              "masks of the same test blocks: each hidden token has less context around it. Perplexity depends on the "
              "task as much as on the model, so compare models only on the same masks."),
-    Exercise("05_evaluate", "A domain far from Wikipedia", "Write your labelled corpus as a `.jsonl` file, one JSON "
-             "object a line with a `text` and a `label` field, then "
-             f"{_run_all('-p source my_corpus.jsonl -p text_field text -p label_field label -p run_dir runs/try-far')}",
+    Exercise("05_evaluate", "A domain far from Wikipedia",
+             "Gururangan et al. found adaptation pays most where the domain is far from the pretraining text. "
+             "Predict: on legal contracts, clinical notes or your own field's text, will the fine-tuned encoder's probe "
+             "beat the base encoder's by more than it does here, and will less of the perplexity drop happen on the "
+             "installed summaries?",
+             "Write your labelled corpus as a `.jsonl` file, one JSON object a line with a `text` and a `label` field, "
+             "then " + _run_all("-p source my_corpus.jsonl -p text_field text -p label_field label", "far"),
              "No labelled corpus far from Wikipedia is installed, so this is the one exercise without a measured answer. "
              "Look at three figures in this notebook's new run: the share of the in-domain drop that also happens on "
              "the installed summaries (the domain reading gives it; far from Wikipedia it should be smaller, since the "
              "domain then has more to teach), the probe's gap between the base and the fine-tuned encoder, in records, "
              "against this run's, and the majority class both must beat. "
-             "Then run it again with `-p seed 1` before trusting a gap of a point or two.",
-             question="Gururangan et al. found adaptation pays most where the domain is far from the pretraining text. "
-             "Predict: on legal contracts, clinical notes or your own field's text, will the fine-tuned encoder's probe "
-             "beat the base encoder's by more than it does here, and will less of the perplexity drop happen on the "
-             "installed summaries?"),
-    Exercise("06_infer", "Another sentence", "`fill_mask_text = \"Water is made of hydrogen and {mask}.\"` and "
-             "`fill_mask_answer = \"oxygen\"` here",
+             "Then run it again with `-p seed 1` before trusting a gap of a point or two."),
+    Exercise("06_infer", "Another sentence",
+             "Water is made of hydrogen and oxygen. Predict: will the fine-tuned model's first guess be \"oxygen\", "
+             "and where will the base model rank it?",
+             "`fill_mask_text = \"Water is made of hydrogen and {mask}.\"` and `fill_mask_answer = \"oxygen\"` here",
              "The fine-tuned model's first three guesses: {x[water_top3]}; \"oxygen\" ranks {x[water_rank]} "
              "(base model: {x[water_rank_base]:,})."),
-    Exercise("06_infer", "See further down the list", "`top_k = 10` here",
-             "Ten guesses a model. The base model ranks \"spiral\" at {x[spiral_rank_base]:,}, so no list short enough "
-             "to read shows it; the fine-tuned model ranks it at {x[spiral_rank]:,}."),
 )
 
 
@@ -309,16 +342,22 @@ def expectation(exercise: Exercise, measured: dict[str, Any] | None) -> str:
 
 
 def item(number: int, e: Exercise, measured: dict[str, Any] | None) -> str:
-    """One exercise: the change and what it measured; with a question, the question first and the answer folded."""
-    if e.question is None:
-        return f"{number}. **{e.title}.** {e.change}. {expectation(e, measured)}"
+    """One exercise: the question first, then the exact change, then the answer folded in a ``<details>`` block."""
+    answer = "What it measured" if "{" in e.expect else "What to look for"  # the far-domain one has no figure
     return (f"{number}. **{e.title}.** {e.question}\n\n   *The change:* {e.change}.\n\n"
-            f"   <details><summary>What to look for</summary>\n\n   {expectation(e, measured)}\n\n   </details>\n")
+            f"   <details><summary>{answer}</summary>\n\n   {expectation(e, measured)}\n\n   </details>\n")
+
+
+PREAMBLE = ("Predict first: each exercise asks a question you can answer from this notebook, then gives the exact change "
+            "to make; the answer, measured by `make exercises` (which trains and scores every variant with these same "
+            "helpers, figures kept in `helpers/try_it.json`), is folded below it. A command that trains names its own "
+            "run folder (`-p run_dir runs/try-...`), so this run's model and figures stay as they are.")
 
 
 def section(notebook: str, measured: dict[str, Any] | None) -> str:
-    """The markdown of one notebook's Try it list."""
-    items = [item(i, e, measured) for i, e in enumerate((e for e in EXERCISES if e.notebook == notebook), start=1)]
+    """The markdown of one notebook's Try it list, after the one paragraph every list starts with."""
+    items = [PREAMBLE + "\n"]
+    items += [item(i, e, measured) for i, e in enumerate((e for e in EXERCISES if e.notebook == notebook), start=1)]
     if measured:
         changed = "".join(f", {k}={v}" for k, v in measured["overrides"].items())
         items.append(f"\n*Measured by `make exercises` on the {measured['profile']} profile{changed}, {measured['machine']}, "

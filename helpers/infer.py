@@ -171,8 +171,6 @@ def probe_table(models: dict, tokenizer, probes=PROBES):
 
 
 COMMON_WORDS = frozenset("a an and are as at by for from in is it its of on or that the to with".split())
-COPY_NOTE = ("probably because the words of a sentence recur near each other in the training text, and a small "
-             "model with little context to go on leans on that")
 
 
 def copied(guess: str, sentence: str) -> bool:
@@ -195,7 +193,7 @@ def probe_reading(table, before: str = "base", after: str = "fine-tuned") -> str
     copies = [g for g, sentence in zip(ranked[f"first guess, {after}"], ranked["sentence"]) if copied(g, sentence)]
     if copies:
         reading += (f" In {len(copies)} of {n}, the {after} model's first guess repeats a word of the sentence itself "
-                    f"({', '.join(copies)}): {COPY_NOTE}.")
+                    f"({', '.join(copies)}).")
     return reading
 
 
@@ -236,7 +234,7 @@ def answer_reading(text: str, word: str, table, first_guesses: dict[str, str]) -
     reading = f'"{word}" ranks {said}.'
     last, guess = names[-1], first_guesses[names[-1]].strip()
     if copied(guess, text) and guess.lower() != word.lower():
-        reading += f' The {last} model\'s first guess, "{guess}", repeats a word of the sentence: {COPY_NOTE}.'
+        reading += f' The {last} model\'s first guess, "{guess}", repeats a word of the sentence.'
     return reading
 
 

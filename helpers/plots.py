@@ -80,7 +80,7 @@ def loss_curves(history: dict[str, list[dict[str, float]]]) -> Figure:
     ax.plot([e["step"] for e in train], [e["loss"] for e in train], label="training loss (fresh masks)")
     # points, not a line: nothing was measured between two evaluations
     ax.plot([e["step"] for e in evals], [e["loss"] for e in evals], "o", markersize=7, label="evaluation loss (fixed masks)")
-    ax.set(xlabel="step", ylabel="cross-entropy per masked token", title="Fine-tuning")
+    ax.set(xlabel="step", ylabel="cross-entropy per picked token", title="Fine-tuning")
     ax.legend()
     return _done(fig)
 
@@ -140,4 +140,15 @@ def classifier_spread(by_regime: dict[str, dict[str, dict[str, list[float]]]]) -
         ax.set_xticks(range(len(by_encoder)), list(by_encoder))
         ax.set(title=f"{regime} labels", ylabel="macro-F1 on the test split", xlim=(-0.6, len(by_encoder) - 0.4))
     fig.suptitle("One point a seed, joined across encoders; the black line is their mean")
+    return _done(fig)
+
+
+def loss_pair(trainer: list[float], loop: list[float]) -> Figure:
+    """04: the training loss at each step, from ``Trainer`` and from the plain loop, on the same batches."""
+    fig, ax = plt.subplots(figsize=(7, 3.2))
+    steps = range(1, len(trainer) + 1)
+    ax.plot(steps, trainer, linewidth=3, alpha=0.5, label="Trainer")
+    ax.plot(steps, loop, "o", markersize=3, label="the plain loop")
+    ax.set(xlabel="step", ylabel="training loss", title="The same recipe, two ways")
+    ax.legend()
     return _done(fig)

@@ -118,8 +118,8 @@ def headline(settings: Settings, output_dir: Path) -> str:
             f"profile {settings.profile}: {settings.model} on {source_name(settings)}",
             f"perplexity on the fixed {'whole-word ' if settings.whole_word_mask else ''}evaluation masks: {before:.1f} before, {after:.1f} after fine-tuning "
             f"({before / after:.1f}x lower; a unigram table of the training tokens: {m['perplexity_unigram']:.1f})",
-            f"masked-token accuracy: top-1 {m['top1_accuracy_before']:.1%} before, {m['top1_accuracy_after']:.1%} after; "
-            f"top-5 {m['top5_accuracy_before']:.1%} before, {m['top5_accuracy_after']:.1%} after (every picked token)",
+            f"accuracy at every picked token: top-1 {m['top1_accuracy_before']:.1%} before, {m['top1_accuracy_after']:.1%} after; "
+            f"top-5 {m['top5_accuracy_before']:.1%} before, {m['top5_accuracy_after']:.1%} after",
             *domain_lines(settings, m),
             f"fill-mask, fine-tuned, {m['fill_mask_text']!r}: {fills}",
             f"training: {m['train_steps']} steps in {m['train_seconds']:.1f} s",

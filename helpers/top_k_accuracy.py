@@ -1,4 +1,4 @@
-"""An ``evaluate`` module: top-k accuracy of ranked guesses, for the masked-token accuracy of 05 evaluate.
+"""An ``evaluate`` module: top-k accuracy of ranked guesses, for the picked-token accuracy of 05 evaluate.
 
 The Hub's ``accuracy`` metric compares one prediction per item and is a script on the Hub, out of reach
 offline; this module takes each item's ranked guesses and ships with the course, so ``evaluate.load``

@@ -10,6 +10,7 @@ explained by ``--help``), under ``torchrun`` for data parallelism, and from a st
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import os
@@ -55,37 +56,39 @@ def training_arguments(settings: Settings, **changes: Any) -> TrainingArguments:
 
     ``changes`` replace any of them (the benchmark turns evaluation and saving off).
     """
-    mixed = precision(settings)
+    mixed = precision(settings)  # {"bf16": ..., "fp16": ...}
     several_cpu_processes = not torch.cuda.is_available() and int(os.environ.get("WORLD_SIZE", "1")) > 1
-    arguments = dict(
+    args = TrainingArguments(
         output_dir=str(runs.path(settings, "checkpoints")),
         eval_strategy="steps" if settings.streaming else "epoch",  # a stream has no epochs
         eval_steps=0.25,  # with streaming: at each quarter of max_steps
+        learning_rate=settings.learning_rate,
+        num_train_epochs=settings.num_train_epochs,
+        weight_decay=settings.weight_decay,
+        per_device_train_batch_size=settings.batch_size,
+        per_device_eval_batch_size=settings.eval_batch_size,  # no gradients to keep: a larger batch fits
+        push_to_hub=False,  # pushed explicitly after the local save, which never depends on the network
+        # What the course adds to the guide's arguments, and why:
+        max_steps=settings.max_steps or -1,  # -1: whole epochs
         eval_on_start=True,  # the base model's loss is the curve's first point
         save_strategy="steps",
         save_steps=0.1,  # a checkpoint every tenth of training: an interrupted run resumes near where it stopped
         save_total_limit=2,
-        learning_rate=settings.learning_rate,
-        num_train_epochs=settings.num_train_epochs,
-        max_steps=settings.max_steps or -1,  # -1: whole epochs
-        weight_decay=settings.weight_decay,
-        per_device_train_batch_size=settings.batch_size,
-        per_device_eval_batch_size=settings.eval_batch_size,
         seed=settings.seed + int(os.environ.get("RANK", "0")),  # each process its own dropout; masks: the collator
         data_seed=settings.seed,  # the same batches' order on every process: each takes its share
         logging_strategy="steps",
         logging_steps=0.02,  # a fraction of all steps: 50 points on the loss curve
         prediction_loss_only=True,  # evaluation needs the loss only, not logits over the vocabulary
         remove_unused_columns=False,  # the collator reads offset_mapping (whole words), which the model never sees
+        bf16=mixed["bf16"],  # mixed precision on a GPU: half the memory, faster; fp32 on a CPU
+        fp16=mixed["fp16"],
         report_to="none",
         dataloader_pin_memory=torch.cuda.is_available(),
         # DDP on CPUs needs use_cpu (gloo), and so does CPU autocast
         use_cpu=several_cpu_processes or (mixed["bf16"] and not torch.cuda.is_available()),
-        push_to_hub=False,  # pushed explicitly after the local save, which never depends on the network
         disable_tqdm=not progress.enabled(),
-        **mixed,
     )
-    return TrainingArguments(**{**arguments, **changes})
+    return dataclasses.replace(args, **changes) if changes else args
 
 
 UNSUPPORTED_LAUNCHERS = {"ACCELERATE_USE_FSDP": "FSDP", "ACCELERATE_USE_DEEPSPEED": "DeepSpeed"}
@@ -128,6 +131,16 @@ def make_trainer(settings: Settings, model, tokenizer, train_blocks, eval_masks,
     if not progress.enabled():
         trainer.remove_callback(PrinterCallback)  # it prints every log line; the curve shows them better
     return trainer
+
+
+def trainer_losses(settings: Settings, model, tokenizer, train_blocks, steps: int) -> list[float]:
+    """A short ``Trainer`` run from ``model``: ``steps`` steps logged one by one, no evaluation and no checkpoint."""
+    with tempfile.TemporaryDirectory(prefix="trainer-") as scratch:
+        trainer = make_trainer(settings, model, tokenizer, train_blocks, None, output_dir=scratch, max_steps=steps,
+                               logging_steps=1, eval_strategy="no", eval_on_start=False, save_strategy="no",
+                               bf16=False, fp16=False)  # fp32, as the plain loop runs
+        trainer.train()
+    return [entry["loss"] for entry in trainer.state.log_history if "loss" in entry]
 
 
 @dataclass

@@ -100,8 +100,8 @@ def sections(path) -> list[str]:
 def test_each_notebook_ends_with_its_exercises_after_any_speed_measurements(path):
     heads = sections(path)
     assert heads[-1] == "## Try it"
-    last = "".join(cells(path)[-1]["source"])
-    assert f'exercises.show("{path.stem}")' in last
+    after = cells(path)[next(i for i, c in enumerate(cells(path)) if "".join(c["source"]) == "## Try it") + 1:]
+    assert f'exercises.show("{path.stem}")' in "".join(after[0]["source"])  # then any code exercise
     code = ["".join(c["source"]) for c in cells(path) if c["cell_type"] == "code"]
     timed = [i for i, c in enumerate(code) if "bench." in c]
     if timed:  # the story first: every measurement of speed sits in the closing "Going faster" section
@@ -111,11 +111,24 @@ def test_each_notebook_ends_with_its_exercises_after_any_speed_measurements(path
         assert min(bench_cells) > going
 
 
-@pytest.mark.parametrize("name, shown", [("02_preprocess", "preprocess.group_texts"), ("03_collate", "collate.make_collator"),
-                                         ("04_train", "loss_at_masks")])
+@pytest.mark.parametrize("name, shown", [("02_preprocess", "preprocess.group_texts"), ("02_preprocess", "preprocess.tokenize,"),
+                                         ("03_collate", "collate.make_collator"), ("04_train", "loss_at_masks"),
+                                         ("04_train", "train.training_arguments, train.make_trainer"),
+                                         ("04_train", "loop.train_loop")])
 def test_the_code_that_is_the_lesson_is_shown_from_the_helpers(name, shown):
     code = ["".join(c["source"]) for c in cells(ROOT / "notebooks" / f"{name}.ipynb") if c["cell_type"] == "code"]
     assert any("show.source(" in c and shown in c for c in code)
+
+
+def test_the_trainer_calls_shown_in_04_are_the_ones_that_run():
+    import inspect
+
+    from helpers import train
+
+    shown = inspect.getsource(train.training_arguments) + inspect.getsource(train.make_trainer)
+    assert "TrainingArguments(" in shown and "Trainer(" in shown
+    for why in ("remove_unused_columns=False,  #", "eval_on_start=True,  #", "save_steps=0.1,  #", "seed=", "bf16=mixed"):
+        assert why in shown, why  # each argument the course adds, with its reason
 
 
 def test_notebook_06_fills_the_mask_by_hand_step_by_step():

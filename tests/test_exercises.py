@@ -4,12 +4,39 @@ import json
 
 import pytest
 
-from helpers import config, exercises, run_all
+from pathlib import Path
+
+from helpers import checks, config, exercises, run_all
+
+ROOT = Path(__file__).resolve().parents[1]
 
 
-def test_every_notebook_has_two_or_three_exercises():
+def test_every_notebook_has_two_to_four_exercises_and_three_have_the_learner_write_code():
     for notebook in run_all.NOTEBOOKS:
-        assert 2 <= len([e for e in exercises.EXERCISES if e.notebook == notebook]) <= 3, notebook
+        count = len([e for e in exercises.EXERCISES if e.notebook == notebook]) + (notebook in checks.CODE_EXERCISES)
+        assert 2 <= count <= 4, notebook
+    assert len(checks.CODE_EXERCISES) >= 3
+
+
+@pytest.mark.parametrize("notebook", sorted(checks.CODE_EXERCISES))
+def test_each_code_exercise_has_a_stub_a_check_and_a_folded_answer(notebook):
+    cells = json.loads((ROOT / "notebooks" / f"{notebook}.ipynb").read_text())["cells"]
+    sources = ["".join(c["source"]) for c in cells]
+    stub = next(i for i, text in enumerate(sources) if "raise NotImplementedError  # your code here" in text)
+    assert "checks." in sources[stub + 1] and sources[stub + 2].startswith("<details>")
+    assert sources[stub - 1].startswith("**Write it:") and "Predict first" in sources[stub - 1]
+    printed = "".join("".join(o.get("data", {}).get("text/plain", o.get("text", ""))) for o in cells[stub + 1]["outputs"])
+    assert printed.startswith("not written yet"), "the committed notebook runs with the learner's cell empty"
+
+
+def test_every_exercise_asks_first_and_every_one_that_trains_has_its_own_run_folder():
+    for e in exercises.EXERCISES:
+        text = exercises.item(1, e, exercises.read())
+        assert "?" in e.question and text.index(e.question) < text.index("<details>") < text.index("</details>")
+        if e.run:
+            assert f"-p run_dir runs/try-" in e.change, e.title
+    folders = [e.change.split("runs/try-")[1].split('"')[0] for e in exercises.EXERCISES if "runs/try-" in e.change]
+    assert len(folders) == len(set(folders))  # no two exercises share a folder
 
 
 def test_every_run_is_valid_settings_and_every_exercise_names_a_run():
@@ -45,12 +72,13 @@ def test_the_mask_overlap_exercise_measured_again_gives_the_committed_figure(tmp
 def test_an_exercise_renders_its_own_run_beside_the_baseline():
     measured = {"profile": "tiny", "overrides": {"max_steps": 2}, "machine": "a CPU", "date": "today", "extras": {},
                 "runs": {"baseline": {"perplexity_after": 50.04, "top1_after": 0.3}, "seed": {"perplexity_after": 61.26, "top1_after": 0.25}}}
-    first, second, footer = exercises.section("01_load", measured).split("\n", 2)
-    assert first.startswith("1. **Another seed.**")
+    text = exercises.section("01_load", measured)
+    assert text.startswith(exercises.PREAMBLE)
+    first, second = text.split("1. **Another seed.**")[1].split("2. **Your own text.**")
     assert "came out 61.3, against 50.0 with seed 42, and its top-1 accuracy 25.0% against 30.0%" in first
-    assert second.startswith("2. **Your own text.**") and second.endswith(exercises.NOT_MEASURED)  # no train_blocks measured
-    assert footer.strip() == ("*Measured by `make exercises` on the tiny profile, max_steps=2, a CPU, today; your figures "
-                              "will differ a little on another machine.*")
+    assert exercises.NOT_MEASURED in second  # no train_blocks measured
+    assert text.rstrip().endswith("*Measured by `make exercises` on the tiny profile, max_steps=2, a CPU, today; your "
+                                  "figures will differ a little on another machine.*")
 
 
 def test_an_unmeasured_exercise_says_how_to_measure_it():
