@@ -194,10 +194,11 @@ def probe_reading(probe: dict[str, Any] | None, label_field: str | None) -> str:
     # McNemar's test: were the records one probe alone gets right split by chance, the gap would be within ±2√(b+c)
     noise = 2 * math.sqrt(only_b + only_t)
     text += (f" The fine-tuned encoder's probe alone gets {only_t} records right, the base encoder's alone {only_b}: a gap "
-             f"of {only_t - only_b:+d} records, ")
-    text += ("within the ±{:.0f} that chance gives such a split (McNemar's test, two standard deviations): no difference "
-             "is shown.".format(noise) if abs(only_t - only_b) <= noise else
-             "beyond the ±{:.0f} that chance gives such a split (McNemar's test, two standard deviations).".format(noise))
+             f"of {only_t - only_b:+d} records. McNemar's test asks whether such a gap is chance: were the two probes "
+             f"equally good, those {only_b + only_t} records would split evenly, give or take ±{noise:.0f} (two standard "
+             f"deviations). ")
+    text += "This gap is within that: no difference is shown." if abs(only_t - only_b) <= noise else \
+        "This gap is beyond that."
     return text
 
 
@@ -231,7 +232,8 @@ def control_table(measured: dict[str, Any] | None) -> pd.DataFrame | Markdown:
     """05: perplexity of the three models on in-domain and out-of-domain masks."""
     if not measured or "control" not in measured:
         return markdown(NOT_MEASURED)
-    return pd.DataFrame(measured["control"]["perplexity"]).T.round(1)
+    texts = {"in-domain": f"{measured['measured']['source']}, held out", "out-of-domain": f"{measured['control']['source']}, held out"}
+    return pd.DataFrame(measured["control"]["perplexity"]).T.rename(columns=texts).round(1)
 
 
 def control_reading(measured: dict[str, Any] | None) -> Markdown:
@@ -338,8 +340,10 @@ def classifier_summary(measured: dict[str, Any] | None) -> pd.DataFrame | Markdo
         return markdown(NOT_MEASURED)
     rows = {}
     for regime, by_encoder in measured["classifiers"]["by_regime"].items():
-        rows[f"{regime} labels"] = {name: "{:.3f} ± {:.3f}".format(*spread(r["macro_f1"])) for name, r in by_encoder.items()}
-    return pd.DataFrame(rows).T
+        what = f"{measured['classifiers']['few_per_class']} labels per class" if regime == "few" else "every label"
+        rows[f"macro-F1, {what}"] = {name: "{:.3f} ± {:.3f}".format(*spread(r["macro_f1"])) for name, r in by_encoder.items()}
+    seeds = len(measured["classifiers"]["seeds"])
+    return pd.DataFrame(rows).T.rename_axis(f"mean ± SD over {seeds} seeds")
 
 
 def classifier_reading(measured: dict[str, Any] | None) -> Markdown:

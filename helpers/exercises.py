@@ -70,7 +70,7 @@ EXERCISES: tuple[Exercise, ...] = (
              "gives few steps and a noisy perplexity; compare with `seed` changed, as above, before trusting a difference."),
     Exercise("02_preprocess", "Shorter blocks",
              "Blocks of 64 tokens instead of 128: how many training blocks will there be, how many steps will three "
-             "epochs take, and will the perplexity be higher or lower?",
+             "epochs of 16 blocks a step take, and will the perplexity be higher or lower?",
              _run_all("-p block_size 64", "block64"),
              "Twice as many blocks, each with half the context: {r[train_blocks]:,} training blocks against "
              "{b[train_blocks]:,}, so {r[train_steps]} steps against {b[train_steps]}. The fine-tuned model's perplexity "
@@ -156,8 +156,8 @@ EXERCISES: tuple[Exercise, ...] = (
              "against this run's, and the majority class both must beat. "
              "Then run it again with `-p seed 1` before trusting a gap of a point or two."),
     Exercise("06_infer", "Another sentence",
-             "Water is made of hydrogen and oxygen. Predict: will the fine-tuned model's first guess be \"oxygen\", "
-             "and where will the base model rank it?",
+             "The probe table above ranks \"oxygen\" for this sentence under both models. Predict the fine-tuned "
+             "model's first three guesses: which word of the sentence itself will lead?",
              "`fill_mask_text = \"Water is made of hydrogen and {mask}.\"` and `fill_mask_answer = \"oxygen\"` here",
              "The fine-tuned model's first three guesses: {x[water_top3]}; \"oxygen\" ranks {x[water_rank]} "
              "(base model: {x[water_rank_base]:,})."),
@@ -343,7 +343,8 @@ def expectation(exercise: Exercise, measured: dict[str, Any] | None) -> str:
 
 def item(number: int, e: Exercise, measured: dict[str, Any] | None) -> str:
     """One exercise: the question first, then the exact change, then the answer folded in a ``<details>`` block."""
-    answer = "What it measured" if "{" in e.expect else "What to look for"  # the far-domain one has no figure
+    measured_here = e.run is not None or "{x[" in e.expect  # else: what to look for, with figures for scale
+    answer = "What it measured" if measured_here else "What to look for"
     return (f"{number}. **{e.title}.** {e.question}\n\n   *The change:* {e.change}.\n\n"
             f"   <details><summary>{answer}</summary>\n\n   {expectation(e, measured)}\n\n   </details>\n")
 

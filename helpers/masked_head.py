@@ -73,7 +73,7 @@ def loss_at_masks(model, labels: torch.Tensor, num_items_in_batch: int | torch.T
     """Cross-entropy over the labelled positions, the head only there, for any model of a listed family.
 
     ``num_items_in_batch`` (Trainer passes it under gradient accumulation) divides the sum instead of this
-    batch's own count, so every masked token of an accumulated step weighs the same. A batch with no
+    batch's own count, so every picked token of an accumulated step weighs the same. A batch with no
     labelled token gives 0, not NaN.
     """
     picked = labels != IGNORE

@@ -59,34 +59,34 @@ def training_arguments(settings: Settings, **changes: Any) -> TrainingArguments:
     mixed = precision(settings)  # {"bf16": ..., "fp16": ...}
     several_cpu_processes = not torch.cuda.is_available() and int(os.environ.get("WORLD_SIZE", "1")) > 1
     args = TrainingArguments(
+        # The guide's arguments, with the profile's values:
         output_dir=str(runs.path(settings, "checkpoints")),
-        eval_strategy="steps" if settings.streaming else "epoch",  # a stream has no epochs
-        eval_steps=0.25,  # with streaming: at each quarter of max_steps
+        eval_strategy="steps" if settings.streaming else "epoch",  # a stream has no epochs: with streaming, steps
         learning_rate=settings.learning_rate,
         num_train_epochs=settings.num_train_epochs,
         weight_decay=settings.weight_decay,
-        per_device_train_batch_size=settings.batch_size,
-        per_device_eval_batch_size=settings.eval_batch_size,  # no gradients to keep: a larger batch fits
         push_to_hub=False,  # pushed explicitly after the local save, which never depends on the network
-        # What the course adds to the guide's arguments, and why:
-        max_steps=settings.max_steps or -1,  # -1: whole epochs
+        # What the course adds, and why:
+        per_device_train_batch_size=settings.batch_size,  # a setting (the guide keeps Trainer's 8)
+        per_device_eval_batch_size=settings.eval_batch_size,  # no gradients to keep: a larger batch fits
+        max_steps=settings.max_steps or -1,  # a setting; -1: whole epochs
+        eval_steps=0.25,  # with streaming: an evaluation at each quarter of max_steps
         eval_on_start=True,  # the base model's loss is the curve's first point
-        save_strategy="steps",
-        save_steps=0.1,  # a checkpoint every tenth of training: an interrupted run resumes near where it stopped
-        save_total_limit=2,
+        save_strategy="steps",  # checkpoints during training, not only at its end:
+        save_steps=0.1,  # one every tenth of training, so an interrupted run resumes near where it stopped
+        save_total_limit=2,  # the last two only: a disk is not filled by a long run
         seed=settings.seed + int(os.environ.get("RANK", "0")),  # each process its own dropout; masks: the collator
         data_seed=settings.seed,  # the same batches' order on every process: each takes its share
-        logging_strategy="steps",
-        logging_steps=0.02,  # a fraction of all steps: 50 points on the loss curve
+        logging_strategy="steps",  # the loss curve: a point every
+        logging_steps=0.02,  # fiftieth of all steps
         prediction_loss_only=True,  # evaluation needs the loss only, not logits over the vocabulary
         remove_unused_columns=False,  # the collator reads offset_mapping (whole words), which the model never sees
         bf16=mixed["bf16"],  # mixed precision on a GPU: half the memory, faster; fp32 on a CPU
-        fp16=mixed["fp16"],
-        report_to="none",
-        dataloader_pin_memory=torch.cuda.is_available(),
-        # DDP on CPUs needs use_cpu (gloo), and so does CPU autocast
-        use_cpu=several_cpu_processes or (mixed["bf16"] and not torch.cuda.is_available()),
-        disable_tqdm=not progress.enabled(),
+        fp16=mixed["fp16"],  # on a GPU without bf16
+        report_to="none",  # no experiment tracker is assumed
+        dataloader_pin_memory=torch.cuda.is_available(),  # pinned memory helps copies to a GPU only
+        use_cpu=several_cpu_processes or (mixed["bf16"] and not torch.cuda.is_available()),  # DDP on CPUs (gloo), CPU autocast
+        disable_tqdm=not progress.enabled(),  # no bars in unattended runs (make sets TQDM_DISABLE)
     )
     return dataclasses.replace(args, **changes) if changes else args
 
