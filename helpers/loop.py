@@ -10,6 +10,7 @@ decay from ``get_scheduler``, gradients clipped at norm 1.0, and ``accelerate``'
 from __future__ import annotations
 
 import itertools
+import os
 
 import torch
 from accelerate import Accelerator
@@ -22,7 +23,9 @@ from transformers import get_scheduler
 def train_loop(model, train_blocks, collator, *, steps: int, batch_size: int, learning_rate: float,
                weight_decay: float = 0.0, seed: int = 42) -> list[float]:
     """Train ``model`` for ``steps`` steps on ``train_blocks``, each batch masked by ``collator``; each step's loss."""
-    accelerator = Accelerator(dataloader_config=DataLoaderConfiguration(use_seedable_sampler=True, data_seed=seed))
+    several_cpu_processes = not torch.cuda.is_available() and int(os.environ.get("WORLD_SIZE", "1")) > 1
+    accelerator = Accelerator(cpu=several_cpu_processes,  # DDP on CPUs (gloo), as under torchrun without a GPU
+                              dataloader_config=DataLoaderConfiguration(use_seedable_sampler=True, data_seed=seed))
     loader = DataLoader(train_blocks, batch_size=batch_size, shuffle=True, collate_fn=collator)
     layer_norms = {name for name, module in model.named_modules() if isinstance(module, nn.LayerNorm)}
     decayed, not_decayed = [], []

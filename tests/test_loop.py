@@ -1,5 +1,10 @@
 """04's plain PyTorch loop: on the same batches, the losses Trainer logs."""
 
+import os
+import subprocess
+import sys
+from pathlib import Path
+
 import pytest
 from conftest import prepare_run
 
@@ -37,3 +42,37 @@ def test_without_dropout_turns_every_dropout_off():
     small = loop.without_dropout(assets.load_model(assets.TINY_MODEL)).train()
     ids = torch.tensor([[101, 2023, 2003, 1037, 3231, 102]])
     assert torch.equal(small(input_ids=ids).logits, small(input_ids=ids).logits)  # training mode, yet the same twice
+
+
+TWO_PROCESSES = """
+import os, sys
+from helpers import assets, collate, config, loop, runs
+s = config.make_settings("tiny", run_dir=sys.argv[1], batch_size=8)
+tokenizer = assets.load_tokenizer(s.model)
+blocks = runs.load_dataset(s, "blocks")["train"].select(range(32))
+model = assets.load_model(s.model, at_masks=True)
+rank = int(os.environ["RANK"])
+losses = loop.train_loop(model, blocks, collate.TrainEvalCollator(tokenizer, s, rank=rank), steps=4, batch_size=8,
+                         learning_rate=s.learning_rate, seed=s.seed)
+weights = sum(float(p.detach().double().sum()) for p in model.parameters())
+print(f"rank {rank}: {len(losses)} steps, first loss {losses[0]:.6f}, weights {weights:.6f}")
+"""
+
+
+@pytest.mark.slow
+def test_the_loop_runs_under_torchrun_each_process_its_batches_one_model(tmp_path, tokenizer):
+    s = prepare_run(tmp_path, tokenizer, batch_size=8)
+    script = tmp_path / "two.py"
+    script.write_text(TWO_PROCESSES)
+    root = Path(__file__).resolve().parents[1]
+    torchrun = str(Path(sys.executable).parent / "torchrun")
+    env = dict(os.environ, OMP_NUM_THREADS="1", PYTHONPATH=str(root))
+    ran = subprocess.run([torchrun, "--standalone", "--nproc_per_node", "2", str(script), s.run_dir], cwd=root, env=env,
+                         capture_output=True, text=True, timeout=300)
+    assert ran.returncode == 0, ran.stderr[-3000:]
+    lines = sorted(line for line in ran.stdout.splitlines() if line.startswith("rank "))
+    assert [line.split(":")[0] for line in lines] == ["rank 0", "rank 1"] and all("4 steps" in line for line in lines)
+    first = [line.split("first loss ")[1].split(",")[0] for line in lines]
+    weights = [line.split("weights ")[1] for line in lines]
+    assert first[0] != first[1]  # each process its own share of the batches
+    assert weights[0] == weights[1]  # gradients averaged across the two: one model
