@@ -194,7 +194,7 @@ def describe_step(row: Row) -> str:
     per_step, loss = row.notes["seconds_per_step"], row.notes["loss"]
     return (f"standard forward:  {per_step['baseline']:.3f} s a step, loss {loss['baseline']:.5f}\n"
             f"head at the masks: {per_step['course']:.3f} s a step, loss {loss['course']:.5f}\n"
-            f"{row.ratio:.1f}x faster, same loss (on {machine()})")
+            f"{row.ratio:.1f}x faster, same loss")
 
 
 # --- 05: an evaluation pass -----------------------------------------------------------------------
@@ -216,7 +216,7 @@ def describe_eval(row: Row) -> str:
     loss = row.notes["mean_loss"]
     return (f"head at every position: {row.baseline:.2f} s, loss {loss['baseline']:.5f}\n"
             f"head at the masks:      {row.course:.2f} s, loss {loss['course']:.5f}\n"
-            f"{row.ratio:.1f}x faster, same loss (median of 3 passes each, on {row.notes['machine']})")
+            f"{row.ratio:.1f}x faster, same loss (median of 3 passes each)")
 
 
 # --- 06: fill-mask --------------------------------------------------------------------------------

@@ -108,6 +108,14 @@ def check_layout(run_dir: str | Path) -> None:
         )
 
 
+def shown(folder: Path) -> str:
+    """A path as the notebooks print it: relative to the project where it lies inside it, never a machine's own path."""
+    from .config import project_root
+
+    folder = Path(folder).resolve()
+    return str(folder.relative_to(project_root())) if folder.is_relative_to(project_root()) else folder.name
+
+
 def require(settings: Settings, name: str) -> Path:
     """The path of an earlier notebook's artifact, or an error naming the notebook to run first."""
     target = path(settings, name)

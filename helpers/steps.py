@@ -73,7 +73,7 @@ def where(s: Settings, notebook: str) -> str:
         named = [masks if kind == "eval masks" else kind for kind in kinds if not (s.streaming and kind == "blocks")]
         return ", ".join(f"{name} ({runs.path(s, name).relative_to(s.run_path)})" for name in named) or "the corpus"
     reads, writes = ARTIFACTS[notebook]
-    return f"run folder {s.run_path}: reads {names(reads)}; writes {names(writes)}"
+    return f"run folder {runs.shown(s.run_path)}: reads {names(reads)}; writes {names(writes)}"
 
 
 def _ensure(s: Settings, name: str, build: Callable[[], Any]):
