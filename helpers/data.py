@@ -1,7 +1,7 @@
-"""01 load: a corpus from the Hub, the installed Wikipedia text or a file, split with a seed.
+"""01 load: a corpus from the installed Wikipedia text, the Hub or a file, split with the seed, or streamed.
 
-Every source goes through ``datasets.load_dataset`` or ``Dataset``, so every later step sees the
-same thing: a ``DatasetDict`` with ``train`` and ``test`` and a text column (``settings.text_field``).
+Every door ends in a ``datasets.Dataset`` with a text column (``settings.text_field``), so every later step sees
+the same thing.
 """
 
 from __future__ import annotations
@@ -9,8 +9,9 @@ from __future__ import annotations
 import codecs
 import hashlib
 import json
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator
 
 from datasets import Dataset, DatasetDict, IterableDataset, load_dataset
 
@@ -25,35 +26,37 @@ class CorpusError(ValueError):
 
 
 def load_corpus(settings: Settings) -> Dataset:
-    """The whole corpus as one Dataset (01_load), limited to ``num_examples`` where set."""
+    """The whole corpus (01_load's three doors in one call), its nested fields flattened, ``num_examples`` at most."""
     if settings.source in assets.WIKI_TOPICS:
         corpus = load_wiki(assets.WIKI_TOPICS[settings.source])
     elif settings.source == "hub":
-        corpus = load_hub(settings)
+        with advice(settings):
+            corpus = load_dataset(settings.dataset_name, settings.dataset_config, split=split_name(settings),
+                                  revision=settings.dataset_revision)
     else:
-        corpus = load_text_file(Path(settings.source), settings.text_field)
+        corpus = load_text_file(Path(settings.source))
+    corpus = corpus.flatten()
     if settings.text_field not in corpus.column_names:
-        raise CorpusError(
-            f"the corpus has no column {settings.text_field!r}; its columns are {corpus.column_names}: "
-            f"set text_field to the one that holds the text"
-        )
-    wanted = settings.num_examples
-    if wanted is not None and wanted > len(corpus):
-        print(f"num_examples={wanted}, but the corpus has only {len(corpus)} records: using all {len(corpus)}")
-    elif wanted is not None and settings.source != "hub":  # the hub path asked for train[:N] already
-        corpus = corpus.select(range(wanted))
+        raise CorpusError(f"the corpus has no column {settings.text_field!r}; its columns are {corpus.column_names}: "
+                          f"set text_field to the one that holds the text")
+    if settings.num_examples is not None and settings.source != "hub":  # the Hub's split asked for [:N] already
+        if settings.num_examples > len(corpus):
+            print(f"num_examples={settings.num_examples}, but the corpus has {len(corpus)} records: using all of them")
+        corpus = corpus.select(range(min(settings.num_examples, len(corpus))))
     return corpus
+
+
+def split_name(settings: Settings) -> str:
+    """The split the Hub is asked for: ``"train[:5000]"`` for the guide profile."""
+    n = settings.num_examples
+    return f"{settings.dataset_split}[:{n}]" if n is not None else settings.dataset_split
 
 
 def load_wiki(topics: tuple[str, ...]) -> Dataset:
     """The installed Wikipedia lead summaries of ``topics``, with their ``title`` and ``topic``."""
     articles = json.loads(assets.wiki_summaries_file().read_text(encoding="utf-8"))
-    rows = [
-        {"title": a["title"], "topic": a["topic"], "text": a["extract"]}
-        for a in articles.values()
-        if a.get("topic") in topics and a.get("extract")
-    ]
-    return Dataset.from_list(rows)
+    return Dataset.from_list([{"title": a["title"], "topic": a["topic"], "text": a["extract"]}
+                              for a in articles.values() if a.get("topic") in topics and a.get("extract")])
 
 
 def load_wiki_science() -> Dataset:
@@ -65,74 +68,47 @@ def load_out_of_domain(settings: Settings) -> Dataset:
     """05's text from outside the domain (``ood_source``): installed summaries of other topics, or a file's ``text``."""
     if settings.ood_source in assets.WIKI_TOPICS:
         return load_wiki(assets.WIKI_TOPICS[settings.ood_source])
-    return load_text_file(Path(settings.ood_source), "text")
+    return load_text_file(Path(settings.ood_source))
 
 
-def load_hub(settings: Settings) -> Dataset:
-    """``load_dataset(name, config, revision=..., split="train[:N]")`` then ``flatten()``, as the guide does.
-
-    ``dataset_name`` may also be a local folder of parquet or JSON files (the same call reads it).
-    """
-    split = settings.dataset_split
-    if settings.num_examples is not None:
-        split = f"{split}[:{settings.num_examples}]"
-    # ELI5 nests the answers: flatten() turns answers{text, score, ...} into answers.text, answers.score, ...
-    return hub_dataset(settings, split).flatten()
-
-
-def hub_dataset(settings: Settings, split: str, streaming: bool = False):
-    """One ``load_dataset`` call for the Hub or a local folder; a failure says what was tried and what to do."""
-    local = Path(settings.dataset_name).is_dir()  # a folder has no revisions: the profile's one is not for it
-    kwargs = {"revision": settings.dataset_revision} if settings.dataset_revision and not local else {}
+@contextmanager
+def advice(settings: Settings) -> Iterator[None]:
+    """Around ``load_dataset`` from the Hub: a failure says what was asked for, why it failed, and what to try."""
     try:
-        return load_dataset(settings.dataset_name, settings.dataset_config, split=split, streaming=streaming, **kwargs)
+        yield
     except Exception as err:  # datasets raises many types here: connection, offline mode, scripts, not found
-        raise CorpusError(_hub_advice(settings, err)) from err
+        tried = f"{settings.dataset_name!r} (config {settings.dataset_config!r}, revision {settings.dataset_revision!r})"
+        message = str(err).splitlines()[0] if str(err) else type(err).__name__
+        download = (f"`hf download {settings.dataset_name} --repo-type dataset --revision refs/convert/parquet "
+                    f"--local-dir <folder>` where there is a network, then dataset_name='<folder>'")
+        if "scripts are no longer supported" in message.lower():
+            fix = f"dataset_revision='refs/convert/parquet' (the Hub's parquet copy of a script dataset), or {download}"
+        elif assets.hub_offline():
+            message, fix = "HF_HUB_OFFLINE is set, so the Hub is not asked", download
+        elif "revision" in message.lower():
+            fix = "dataset_revision='main' if the dataset is parquet already, or a parquet mirror with its own revision"
+        elif "config" in message.lower():
+            fix = "dataset_config= one of the names the message lists (the parquet copy's is often 'default')"
+        else:
+            fix = "check the name, the revision and the network"
+        raise CorpusError(f"could not load the dataset {tried}: {message}. To fix: {fix}; or run offline with "
+                          f"profile='tiny', or give a local copy (source='file.jsonl', dataset_name='folder')") from err
 
 
-def _hub_advice(settings: Settings, err: Exception) -> str:
-    tried = f"{settings.dataset_name!r} (config {settings.dataset_config!r}, revision {settings.dataset_revision!r})"
-    message = str(err)
-    download = (f"`hf download {settings.dataset_name} --repo-type dataset --revision refs/convert/parquet "
-                f"--local-dir <folder>` where there is a network, then dataset_name='<folder>'")
-    if "scripts are no longer supported" in message.lower() or "loading script" in message.lower():
-        why = "it is a script dataset, which datasets 4 and later refuse"
-        fix = ("try dataset_revision='refs/convert/parquet' (the Hub's parquet conversion of a script dataset, "
-               f"whose config is usually 'default'), a parquet mirror of it, or {download}")
-    elif assets.hub_offline():
-        why = "HF_HUB_OFFLINE is set, so the Hub is not asked"
-        fix = f"unset HF_HUB_OFFLINE where there is a network, or {download}"
-    elif "revision" in message.lower() and settings.dataset_revision:
-        why = f"the dataset has no revision {settings.dataset_revision!r}"
-        fix = "try dataset_revision='main' if it is already parquet, or a parquet mirror with its own revision"
-    elif "config" in message.lower():
-        why = f"{type(err).__name__}: {message.splitlines()[0] if message else ''}"
-        fix = "pass dataset_config= one of the config names the message lists (the parquet conversion's is often 'default')"
-    else:
-        why = f"{type(err).__name__}: {message.splitlines()[0] if message else ''}"
-        fix = "check the name and revision, and the network"
-    return (
-        f"could not load the dataset {tried}: {why}. To fix: {fix}; or run offline with profile='tiny' "
-        f"(source='wiki-science'), or pass a local copy as source='path/to/file.jsonl' or dataset_name='path/to/folder'."
-    )
-
-
-def load_text_file(file: Path, text_field: str = "text", streaming: bool = False):
-    """A user's own text: ``.txt`` (one document per line) or ``.jsonl`` (one JSON object per line)."""
+def load_text_file(file: Path, streaming: bool = False):
+    """Your own text: ``.txt`` (one document a line) or ``.jsonl`` (one JSON object a line)."""
     builder = check_text_file(file)
     corpus = load_dataset(builder, data_files=str(file), split="train", streaming=streaming)
-    if builder == "text":
-        corpus = corpus.filter(lambda row: bool(row["text"].strip()))
-    return corpus
+    return corpus.filter(lambda row: bool(row["text"].strip())) if builder == "text" else corpus
 
 
 def check_text_file(file: Path) -> str:
-    """The ``datasets`` builder for a text file, after checking that it exists, has text, and is UTF-8."""
+    """The ``datasets`` builder for a text file, after checking that it exists, holds text, and is UTF-8."""
     if not file.is_file():
         raise CorpusError(f"no such file: {file} (source= takes 'wiki-science', 'wiki-other', 'hub', or a .txt/.jsonl file)")
     builder = TEXT_SUFFIXES.get(file.suffix.lower())
     if builder is None:
-        raise CorpusError(f"{file}: unknown kind of file; use .txt (a document per line) or .jsonl (a JSON object per line)")
+        raise CorpusError(f"{file}: unknown kind of file; use .txt (a document a line) or .jsonl (a JSON object a line)")
     if file.stat().st_size == 0:
         raise CorpusError(f"{file} is empty")
     decoder, read = codecs.getincrementaldecoder("utf-8")(), 0
@@ -141,42 +117,47 @@ def check_text_file(file: Path) -> str:
             try:
                 decoder.decode(chunk)
             except UnicodeDecodeError as err:
-                raise CorpusError(f"{file} is not UTF-8 text (byte {read + err.start}); convert it, e.g. `iconv -t utf-8`") from err
+                raise CorpusError(f"{file} is not UTF-8 (byte {read + err.start}); convert it, e.g. `iconv -t utf-8`") from err
             read += len(chunk)
     return builder
 
 
+def split_corpus(corpus: Dataset, settings: Settings) -> DatasetDict:
+    """01's seeded split (the guide's ``train_test_split(test_size=0.2)`` has no seed)."""
+    n_test = round(len(corpus) * settings.test_size)
+    if not 1 <= n_test <= len(corpus) - 1:
+        raise CorpusError(f"test_size={settings.test_size} of {len(corpus)} records leaves a split empty: use more "
+                          f"records or a test_size nearer 0.5")
+    return corpus.train_test_split(test_size=settings.test_size, seed=settings.seed)
+
+
 def stream_corpus(settings: Settings) -> IterableDataset:
-    """The corpus read lazily, record by record (``streaming=True``): for corpora larger than memory."""
+    """The corpus read lazily, record by record: for text larger than memory (``streaming=True``)."""
     if settings.source in assets.WIKI_TOPICS:
         stream = load_wiki(assets.WIKI_TOPICS[settings.source]).to_iterable_dataset()
     elif settings.source == "hub":
-        # a stream has no flatten(): answers{text} -> answers.text by hand
-        stream = hub_dataset(settings, settings.dataset_split, streaming=True).map(flatten_record)
+        with advice(settings):
+            stream = load_dataset(settings.dataset_name, settings.dataset_config, split=settings.dataset_split,
+                                  revision=settings.dataset_revision, streaming=True)
+        stream = stream.map(flatten_record)  # a stream has no flatten(): answers{text} -> answers.text by hand
     else:
         stream = load_text_file(Path(settings.source), streaming=True)
     return stream.take(settings.num_examples) if settings.num_examples is not None else stream
 
 
 def flatten_record(record: dict[str, Any], prefix: str = "") -> dict[str, Any]:
-    """Nested fields as dotted names, as ``Dataset.flatten()`` names them (``answers.text``)."""
+    """Nested fields under dotted names, as ``Dataset.flatten()`` names them (``answers.text``)."""
     flat = {}
     for key, value in record.items():
-        if isinstance(value, dict):
-            flat.update(flatten_record(value, f"{prefix}{key}."))
-        else:
-            flat[f"{prefix}{key}"] = value
+        flat.update(flatten_record(value, f"{prefix}{key}.") if isinstance(value, dict) else {f"{prefix}{key}": value})
     return flat
 
 
 def held_out(text: str | list[str], settings: Settings) -> bool:
-    """Whether a record is a test record: a hash of the record's text keyed with the seed, below ``test_size``.
+    """Whether a streamed record is a test record: a hash of its text keyed with the seed (BLAKE2b), below test_size.
 
-    A keyed hash (BLAKE2b), so that two seeds draw independent test sets; CRC32 of "seed:text" is affine in its
-    input, and for texts of one length the test sets of two seeds did not overlap at all.
-
-    The text, not the record's position: a shuffled stream reorders its files and records, and a split by
-    position would then put some records in both parts and others in neither.
+    The text, not the record's position, which a shuffled stream changes; a keyed hash, so that two seeds draw
+    independent test sets.
     """
     key = " ".join(text) if isinstance(text, list) else str(text)
     digest = hashlib.blake2b(key.encode(), digest_size=8, key=str(settings.seed).encode()).digest()
@@ -186,30 +167,14 @@ def held_out(text: str | list[str], settings: Settings) -> bool:
 def stream_split(stream: IterableDataset, settings: Settings) -> dict[str, IterableDataset]:
     """A seeded train/test split decided record by record, since a stream cannot be shuffled whole."""
     field = settings.text_field
-    return {
-        "train": stream.filter(lambda record: not held_out(record[field], settings)),
-        "test": stream.filter(lambda record: held_out(record[field], settings)),
-    }
-
-
-def split_corpus(corpus: Dataset, settings: Settings) -> DatasetDict:
-    """A seeded train/test split (the guide's ``train_test_split(test_size=0.2)`` had no seed)."""
-    n_test = round(len(corpus) * settings.test_size)
-    if n_test < 1 or n_test > len(corpus) - 1:
-        raise CorpusError(
-            f"test_size={settings.test_size} of {len(corpus)} records leaves a split empty: "
-            f"use more records or a test_size nearer 0.5"
-        )
-    return corpus.train_test_split(test_size=settings.test_size, seed=settings.seed)
+    return {"train": stream.filter(lambda record: not held_out(record[field], settings)),
+            "test": stream.filter(lambda record: held_out(record[field], settings))}
 
 
 def counts(splits: DatasetDict, text_field: str) -> dict[str, dict[str, int]]:
-    """Records and words per split: what the learner checks after loading."""
+    """Records and words per split: what a learner checks after loading."""
 
     def words(value) -> int:
         return sum(len(t.split()) for t in value) if isinstance(value, list) else len(value.split())
 
-    return {
-        name: {"records": len(split), "words": sum(words(v) for v in split[text_field])}
-        for name, split in splits.items()
-    }
+    return {name: {"records": len(split), "words": sum(words(v) for v in split[text_field])} for name, split in splits.items()}

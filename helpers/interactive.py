@@ -14,6 +14,7 @@ from typing import Any
 
 from . import infer, plots
 
+
 def answers(text: str, models: dict[str, Any], tokenizer, top_k: int) -> dict[str, list[dict[str, Any]]]:
     """Each model's top-k for the text's (first) mask."""
     results = {}

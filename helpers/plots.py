@@ -73,13 +73,13 @@ def masked_block(rows: list[dict[str, str]], width: int = 100, title: str | None
     return fig
 
 
-def loss_curves(history: dict[str, list[dict[str, float]]]) -> Figure:
-    """04: training loss against step, with the evaluation loss at the start and after each epoch."""
+def loss_curves(log_history: list[dict[str, float]], base_loss: float) -> Figure:
+    """04: Trainer's training loss against step, and the evaluation loss before training and after each epoch."""
     fig, ax = plt.subplots(figsize=(7, 3.5))
-    train, evals = history["train"], history["eval"]
-    ax.plot([e["step"] for e in train], [e["loss"] for e in train], label="training loss (fresh masks)")
-    # points, not a line: nothing was measured between two evaluations
-    ax.plot([e["step"] for e in evals], [e["loss"] for e in evals], "o", markersize=7, label="evaluation loss (fixed masks)")
+    train = [(e["step"], e["loss"]) for e in log_history if "loss" in e]
+    evals = [(0, base_loss)] + [(e["step"], e["eval_loss"]) for e in log_history if "eval_loss" in e]
+    ax.plot(*zip(*train), label="training loss (fresh masks)")
+    ax.plot(*zip(*evals), "o", markersize=7, label="evaluation loss (fixed masks)")  # points: nothing measured between
     ax.set(xlabel="step", ylabel="cross-entropy per picked token", title="Fine-tuning")
     ax.legend()
     return _done(fig)

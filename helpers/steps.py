@@ -1,172 +1,137 @@
-"""Each notebook's settings and inputs, from the run folder or built on the spot: so any notebook runs alone.
+"""Each notebook's inputs, read from the run folder or made with the earlier notebooks' calls: so any notebook runs alone.
 
-A notebook asks for what earlier notebooks make (``splits``, ``blocks``, ``eval_masks``). The run folder keeps
-each under a key of the settings that made it (helpers/runs.py): when it holds one for these settings it is
-read; when not, it is built by calling the helpers the earlier notebooks call, and one line says what was
-built and how long it took. Settings carry over too: a setting a notebook's parameters cell does not list is
-taken from the run folder's record (what the notebooks before it ran with), else from the profile.
+``load("blocks", settings)`` gives 02's blocks and the settings that made them, with the notebook's own on top:
+
+- the run folder holds them: every setting the notebook pinned (gave a value in its parameters cell, or took from
+  another input) must agree with what made them, else it is refused with the fix, never mixed in; then they are read;
+- they are missing, damaged, or made by other code: they are made again with 02's calls (and 01's before them), with
+  the settings they had, and one line says so. A model made by other code is used, and said to be older.
+
+``python -m helpers.train`` (``main``) is notebook 04 unattended, on the same inputs, also under ``torchrun``.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import os
+import sys
 import time
-import warnings
-from typing import Any, Callable, Mapping
+from typing import Any, Callable
 
-from datasets import DatasetDict
+from datasets import Dataset, load_from_disk
 
-from . import assets, collate, data, preprocess, progress, runs
-from .config import PARAMETERS, STEP_PARAMETERS, Settings, SettingsError, default_run_dir, make_settings, typed
+from . import assets, collate, data, preprocess, runs, train
+from .config import Settings, SettingsError, check, make_settings, parse_command_line
 
-# notebook -> (the artifacts it reads, those it writes); "eval masks" is this run's kind of them
-ARTIFACTS: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
-    "01_load": ((), ("splits",)),
-    "02_preprocess": (("splits",), ("blocks",)),
-    "03_collate": (("blocks",), ("eval masks",)),
-    "04_train": (("blocks", "eval masks"), ("model",)),
-    "05_evaluate": (("blocks", "eval masks", "model"), ("ood_eval_masks", runs.METRICS)),
-    "06_infer": (("model",), (runs.METRICS,)),
-}
+STREAM_EVAL_BLOCKS = 256  # a streamed run's fixed evaluation masks come from its first held-out blocks
 
 
-def settings(namespace: Mapping[str, Any], notebook: str) -> Settings:
-    """Settings from ``notebook``'s parameters cell, recorded in the run folder for the notebooks after it.
-
-    Only the names the cell lists are read (``config.STEP_PARAMETERS``), ``None`` meaning the profile's value;
-    the others take the value the notebooks before it ran with (the run folder's record), else the profile's.
-    A setting assigned here that this notebook does not list is named in a warning: it is not read.
-    """
-    progress.quiet_libraries()
-    listed = ("profile", *STEP_PARAMETERS[notebook], "run_dir")
-    given = {name: namespace[name] for name in listed if namespace.get(name) is not None}
-    profile = given.pop("profile", "tiny")
-    run_dir = given.pop("run_dir", None) or str(default_run_dir(profile))
-    recorded = {k: v for k, v in runs.recorded_settings(run_dir, profile).items() if k not in listed}
-    chosen = make_settings(profile, **{**recorded, **given}, run_dir=run_dir)
-    for name in PARAMETERS:
-        if name not in listed and name in namespace and _is_setting(name, namespace[name]) \
-                and namespace[name] != getattr(chosen, name):
-            owner = next((nb for nb, names in STEP_PARAMETERS.items() if name in names), "run-all's -p")
-            warnings.warn(f"{name}={namespace[name]!r} is set here, but {notebook} does not list {name}: it is not "
-                          f"read, and {name}={getattr(chosen, name)!r} is used. Set it in {owner}'s parameters cell "
-                          f"(or `make run-all PARAMS=\"-p {name} ...\"`)", stacklevel=2)
-    runs.record_settings(chosen)
-    print(where(chosen, notebook))
-    return chosen
-
-
-def _is_setting(name: str, value: Any) -> bool:
-    """Whether ``value`` could be a value of setting ``name`` (06's ``model``, a model object, is not)."""
-    try:
-        typed(name, value)
-    except SettingsError:
-        return False
-    return True
-
-
-def where(s: Settings, notebook: str) -> str:
-    """One line: the artifacts ``notebook`` reads and writes, in the run folder."""
-    def names(kinds: tuple[str, ...]) -> str:
-        masks = "stream_eval_masks" if s.streaming else s.eval_masks_name
-        named = [masks if kind == "eval masks" else kind for kind in kinds if not (s.streaming and kind == "blocks")]
-        return ", ".join(f"{name} ({runs.path(s, name).relative_to(s.run_path)})" for name in named) or "the corpus"
-    reads, writes = ARTIFACTS[notebook]
-    return f"run folder {runs.shown(s.run_path)}: reads {names(reads)}; writes {names(writes)}"
-
-
-def _ensure(s: Settings, name: str, build: Callable[[], Any]):
-    """The artifact ``name`` made with these settings, from the run folder; else built, saved and said."""
-    if runs.path(s, name).exists():
-        return runs.load_dataset(s, name)
-    why = f"{name} for these settings is not in the run folder yet"
-    if int(os.environ.get("WORLD_SIZE", "1")) > 1:  # several processes must not write one artifact at once
-        raise runs.MissingArtifactError(f"{why}: run {runs.PRODUCERS[name]} first, in one process")
+def load(name: str, settings: Settings) -> tuple[Any, Settings]:
+    """The artifact ``name`` (a Dataset, or the model's folder) and the settings that made it, this notebook's on top."""
+    target, record = runs.path(settings, name), runs.record(settings, name)
+    why = "missing"
+    if record is not None:
+        settings = pinned(settings, record["settings"], name)  # a clash is refused here, with the fix
+        current = record["code"] == runs.CODE
+        why = "made by other code"
+        if current or name == "model":  # a model is not trained again unasked: it is used, and said to be older
+            try:
+                thing = str(target) if name == "model" else load_from_disk(str(target), keep_in_memory=True)
+                older = "" if current else " (by older code or libraries: rerun 04_train to train it with these)"
+                print(f"read {runs.shown(target)}, made by {runs.MADE_BY[name]}{older}")
+                return thing, settings
+            except (OSError, ValueError) as err:  # a file cut short or missing: make it again
+                why = f"damaged ({type(err).__name__})"
     start = time.perf_counter()
-    artifact = build()
-    runs.save_dataset(artifact, s, name)
-    print(f"{why}: built it with {runs.PRODUCERS[name]}'s helpers in {time.perf_counter() - start:.1f} s")
-    return artifact
+    thing, settings = BUILD[name](settings)
+    if name != "model" and int(os.environ.get("RANK", "0")) == 0:
+        runs.save(thing, settings, name)
+    print(f"{runs.shown(target)} was {why}: made it with {runs.MADE_BY[name]}'s calls in {time.perf_counter() - start:.0f} s")
+    return thing, settings
 
 
-def splits(s: Settings):
-    """01_load's train/test split."""
-    return _ensure(s, "splits", lambda: data.split_corpus(data.load_corpus(s), s))
+def pinned(settings: Settings, values: dict[str, Any], source: str) -> Settings:
+    """``settings`` with ``values`` (what made the artifact ``source``) in place and pinned: every later input must
+    agree with them. A value already pinned otherwise (by the notebook's parameters, or another input) is refused."""
+    clash = {k: v for k, v in values.items() if k in settings.pinned and v != getattr(settings, k)}
+    if clash:
+        made = ", ".join(f"{k}={v!r}" for k, v in clash.items())
+        where = {settings.pinned[k] for k in clash}
+        mine = ", ".join(f"{k}={getattr(settings, k)!r}" for k in clash)
+        if where == {"parameters"}:
+            first = runs.MADE_BY[next(a for a in runs.DEPENDS if set(clash) & set(runs.DEPENDS[a]))]
+            fix = (f"set {made} in the parameters cell (or None: whatever the inputs were made with), or make the inputs "
+                   f"again with {mine}: rerun the notebooks from {first} (make run-all PARAMS=\"-p ...\")")
+        else:
+            later = max([source, *where - {"parameters"}], key=list(runs.DEPENDS).index)
+            fix = f"they come from different runs: rerun {runs.MADE_BY[later]} to make {later} again from its inputs"
+        raise SettingsError(f"{runs.shown(runs.path(settings, source))} was made with {made}, and "
+                            f"{'this notebook' if where == {'parameters'} else ' and '.join(where - {'parameters'})} "
+                            f"has {mine}: {fix}")
+    merged = dataclasses.replace(settings, **values)
+    check(merged)  # what the inputs bring must still make sense with what the notebook sets
+    object.__setattr__(merged, "pinned", {**{k: source for k in values}, **settings.pinned})
+    return merged
 
 
-def blocks(s: Settings, tokenizer=None):
-    """02_preprocess's blocks of ``block_size`` tokens."""
-    def build():
-        tok = tokenizer or assets.load_tokenizer(s.model)
-        model_config = assets.load_config(s.model)
-        preprocess.check_block_size(s.block_size, tok, model_config)  # before any split is built
-        return preprocess.build_blocks(splits(s), tok, s, model_config)
-
-    return _ensure(s, "blocks", build)
+def _splits(s: Settings) -> tuple[Any, Settings]:
+    return data.split_corpus(data.load_corpus(s), s), pinned(s, runs.made_with(s, "splits")["settings"], "splits")
 
 
-def eval_masks(s: Settings, tokenizer=None):
-    """03_collate's fixed evaluation masks over the test blocks, of this run's kind (token or whole-word).
-
-    A streamed run's come from the records its stream held out (``stream_data``), never from another split.
-    """
-    tokenizer = tokenizer or assets.load_tokenizer(s.model)
-    if s.streaming:
-        return stream_data(s, tokenizer)[1]
-    return _ensure(s, s.eval_masks_name, lambda: collate.make_eval_masks(blocks(s, tokenizer)["test"], tokenizer, s))
+def _blocks(s: Settings) -> tuple[Any, Settings]:
+    splits, s = load("splits", s)
+    blocks = preprocess.build_blocks(splits, assets.load_tokenizer(s.model), s, assets.load_config(s.model))
+    return blocks, pinned(s, runs.made_with(s, "blocks")["settings"], "blocks")
 
 
-STREAM_EVAL_BLOCKS = 256  # streaming: the fixed evaluation masks come from at most this many held-out blocks
+def _eval_masks(s: Settings) -> tuple[Any, Settings]:
+    tokenizer = assets.load_tokenizer(s.model)
+    if s.streaming:  # the first held-out blocks of the stream: never text the stream trains on
+        test = data.stream_split(data.stream_corpus(s), s)["test"]
+        test_blocks = Dataset.from_list(list(preprocess.stream_blocks(test, tokenizer, s).take(STREAM_EVAL_BLOCKS)))
+    else:
+        blocks, s = load("blocks", s)
+        test_blocks = blocks["test"]
+    return collate.make_eval_masks(test_blocks, tokenizer, s), pinned(s, runs.made_with(s, "eval_masks")["settings"], "eval_masks")
 
 
-def stream_data(s: Settings, tokenizer):
-    """Training blocks read lazily from the corpus, and evaluation masks from its first held-out blocks."""
-    from datasets import Dataset
-
-    stream = data.stream_split(data.stream_corpus(s), s)
-
-    def held_out_masks():
-        test_blocks = Dataset.from_list(list(preprocess.stream_blocks(stream["test"], tokenizer, s).take(STREAM_EVAL_BLOCKS)))
-        if len(test_blocks) == 0:
-            raise preprocess.BlocksError(f"the held-out records yield no block of {s.block_size} tokens: "
-                                         f"use a smaller block_size, a larger test_size or more text")
-        return collate.make_eval_masks(test_blocks, tokenizer, s)
-
-    if runs.path(s, "stream_eval_masks").exists():
-        masks = runs.load_dataset(s, "stream_eval_masks")
-    else:  # every process makes the same masks (the stream and the seed fix them); the first one alone saves them
-        masks = held_out_masks()
-        if int(os.environ.get("RANK", "0")) == 0:
-            runs.save_dataset(masks, s, "stream_eval_masks")
-    # shuffled through a buffer, as a stream allows; the seed makes the order repeatable
-    train_blocks = preprocess.stream_blocks(stream["train"], tokenizer, s).shuffle(seed=s.seed, buffer_size=10_000)
-    return train_blocks, masks
-
-
-def training_data(s: Settings, tokenizer):
-    """04_train's inputs: the training blocks and the evaluation masks, in memory or streamed."""
-    if s.streaming:
-        return stream_data(s, tokenizer)
-    return blocks(s, tokenizer)["train"], eval_masks(s, tokenizer)
+def train_model(settings: Settings) -> tuple[str, Settings]:
+    """Notebook 04 in one call: its inputs, ``Trainer`` with the same arguments, resumed where a run stopped, the model
+    saved (and pushed, with ``push_to_hub``). Under ``torchrun`` each process trains on its share of every batch."""
+    train.check_launcher()
+    tokenizer = assets.load_tokenizer(settings.model)
+    eval_masks, settings = load("eval_masks", settings)
+    if settings.streaming:  # shuffled through a buffer, as a stream allows; the seed makes the order repeatable
+        stream = data.stream_split(data.stream_corpus(settings), settings)["train"]
+        train_blocks = preprocess.stream_blocks(stream, tokenizer, settings).shuffle(seed=settings.seed, buffer_size=10_000)
+    else:
+        train_blocks = load("blocks", settings)[0]["train"]
+    model = assets.load_model(settings.model, at_masks=settings.masked_head)
+    trainer = train.make_trainer(settings, model, tokenizer, train_blocks, eval_masks)
+    first = trainer.is_world_process_zero()
+    checkpoint = train.last_checkpoint(settings) if first else None  # the first process settles the folder
+    trainer.accelerator.wait_for_everyone()
+    checkpoint = checkpoint if first else train.last_checkpoint(settings)
+    print(f"before training: evaluation loss {trainer.evaluate()['eval_loss']:.3f}")  # as 04 does, before train()
+    output = trainer.train(resume_from_checkpoint=checkpoint)
+    train.save(trainer, settings, checkpoint, output)
+    if settings.push_to_hub and first:
+        train.push(settings)
+    return str(runs.path(settings, "model")), settings
 
 
-def out_of_domain(s: Settings):
-    """05's text from outside the domain (``ood_source``), split as 01 splits the corpus, with the same seed and
-    test share: ``make exercises``' control trains on its train part, and every model is scored on its test part."""
-    return data.split_corpus(data.load_out_of_domain(s), s)
+BUILD: dict[str, Callable[[Settings], tuple[Any, Settings]]] = {
+    "splits": _splits, "blocks": _blocks, "eval_masks": _eval_masks, "model": train_model}
 
 
-def ood_eval_masks(s: Settings, tokenizer=None):
-    """Fixed masks over held-out out-of-domain blocks, as many as the in-domain masks have, drawn with the seed."""
-    tokenizer = tokenizer or assets.load_tokenizer(s.model)
-
-    def build():
-        wanted = len(eval_masks(s, tokenizer))
-        held_out = DatasetDict(test=out_of_domain(s)["test"])
-        ood = dataclasses.replace(s, text_field="text")  # ood_source's column, whatever the corpus's is
-        test_blocks = preprocess.group_splits(preprocess.tokenize_splits(held_out, tokenizer, ood), ood)["test"]
-        sample = test_blocks.shuffle(seed=s.seed).select(range(min(wanted, len(test_blocks))))
-        return collate.make_eval_masks(sample, tokenizer, s)
-
-    return _ensure(s, "ood_eval_masks", build)
+def main(argv: list[str] | None = None) -> int:
+    """``python -m helpers.train``: settings from the command line (``--help`` lists them), then ``train_model``."""
+    try:
+        settings = make_settings(**parse_command_line(sys.argv[1:] if argv is None else argv))
+        folder, settings = train_model(settings)
+    except (SettingsError, assets.AssetError, data.CorpusError, preprocess.BlocksError, train.PushError) as err:
+        sys.exit(f"error: {err}")  # the message says what to fix; a traceback would bury it
+    metrics = runs.read_metrics(settings)
+    print(f"process {os.environ.get('RANK', 0)}: {metrics.get('train_steps', '?')} steps in "
+          f"{metrics.get('train_seconds', '?')} s; the model is in {runs.shown(folder)}")
+    return 0

@@ -11,7 +11,7 @@ os.environ.setdefault("HF_DATASETS_DISABLE_PROGRESS_BARS", "1")
 import pytest  # noqa: E402
 import torch  # noqa: E402
 
-from helpers import assets, collate, config, data, preprocess, runs  # noqa: E402
+from helpers import assets, config, steps  # noqa: E402
 
 
 def pytest_collection_modifyitems(config, items):
@@ -58,11 +58,7 @@ def text_file(tmp_path):
     return path
 
 
-def prepare_run(tmp_path, tokenizer, **overrides) -> config.Settings:
-    """Notebooks 01-03 in miniature: 200 Wikipedia summaries into blocks and evaluation masks."""
-    s = config.make_settings("tiny", run_dir=str(tmp_path / "run"), **overrides)
-    corpus = data.load_wiki_science().select(range(200))
-    blocks = preprocess.build_blocks(data.split_corpus(corpus, s), tokenizer, s)
-    runs.save_dataset(blocks, s, "blocks")
-    runs.save_dataset(collate.make_eval_masks(blocks["test"], tokenizer, s), s, s.eval_masks_name)
-    return s
+def small_run(tmp_path, **overrides) -> config.Settings:
+    """A run folder holding notebooks 01-03's artifacts for 200 Wikipedia summaries, made by ``steps.load``."""
+    s = config.make_settings("tiny", num_examples=200, run_dir=str(tmp_path / "run"), **overrides)
+    return steps.load("eval_masks", s)[1]

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from helpers import colab
+from scripts import colab
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from helpers import run_all
+from scripts import run_all
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -1,4 +1,4 @@
-"""04's plain PyTorch loop: on the same batches, the losses Trainer logs."""
+"""04's plain PyTorch loop: on the same batches, the losses Trainer logs; under torchrun, one model."""
 
 import os
 import subprocess
@@ -6,9 +6,9 @@ import sys
 from pathlib import Path
 
 import pytest
-from conftest import prepare_run
+from conftest import small_run
 
-from helpers import assets, collate, loop, runs, train
+from helpers import assets, collate, loop, steps, train
 
 
 def start(s):
@@ -16,20 +16,28 @@ def start(s):
     return loop.without_dropout(assets.load_model(s.model, at_masks=s.masked_head))
 
 
-@pytest.mark.slow
+def trainer_losses(s, tokenizer, blocks, n_steps: int) -> list[float]:
+    """Trainer's own losses, logged at every step of a short run (04's comparison)."""
+    trainer = train.make_trainer(s, start(s), tokenizer, blocks, None, max_steps=n_steps, logging_steps=1,
+                                 eval_strategy="no", save_strategy="no", disable_tqdm=True)
+    trainer.train()
+    return [entry["loss"] for entry in trainer.state.log_history if "loss" in entry]
+
+
 @pytest.mark.parametrize("masked_head", [True, False])
 def test_the_plain_loop_gives_trainers_losses_on_the_same_batches(tmp_path, tokenizer, masked_head):
-    s = prepare_run(tmp_path, tokenizer, batch_size=8, masked_head=masked_head)
-    blocks = runs.load_dataset(s, "blocks")["train"].select(range(36))  # 5 batches an epoch, the last one short
-    steps = 12  # across two epoch boundaries: the sampler's order is drawn again each epoch
-    expected = train.trainer_losses(s, start(s), tokenizer, blocks, steps)
+    s = small_run(tmp_path, batch_size=8, masked_head=masked_head)
+    blocks = steps.load("blocks", s)[0]["train"].select(range(36))  # 5 batches an epoch, the last one short
+    n_steps = 12  # across two epoch boundaries: the sampler's order is drawn again each epoch
+    expected = trainer_losses(s, tokenizer, blocks, n_steps)
 
     def plain(seed):
-        return loop.train_loop(start(s), blocks, collate.TrainEvalCollator(tokenizer, s), steps=steps,
-                               batch_size=s.batch_size, learning_rate=s.learning_rate, weight_decay=s.weight_decay, seed=seed)
+        masks = collate.SeededMasks(collate.make_collator(tokenizer, s), seed=s.seed)
+        return loop.train_loop(start(s), blocks, masks, steps=n_steps, batch_size=s.batch_size,
+                               learning_rate=s.learning_rate, weight_decay=s.weight_decay, seed=seed)
 
     found = plain(s.seed)
-    assert len(found) == len(expected) == steps
+    assert len(found) == len(expected) == n_steps
     assert found == pytest.approx(expected, abs=1e-4)  # float arithmetic in another order, no more
     assert expected[-1] < expected[0]  # it trained
     # the comparison can fail: batches in another order give other losses from the second step on
@@ -46,29 +54,27 @@ def test_without_dropout_turns_every_dropout_off():
 
 TWO_PROCESSES = """
 import os, sys
-from helpers import assets, collate, config, loop, runs
+from helpers import assets, collate, config, loop, steps
 s = config.make_settings("tiny", run_dir=sys.argv[1], batch_size=8)
-tokenizer = assets.load_tokenizer(s.model)
-blocks = runs.load_dataset(s, "blocks")["train"].select(range(32))
+blocks = steps.load("blocks", s)[0]["train"].select(range(32))
+masks = collate.SeededMasks(collate.make_collator(assets.load_tokenizer(s.model), s), seed=s.seed)
+masks.rank = int(os.environ["RANK"])
 model = assets.load_model(s.model, at_masks=True)
-rank = int(os.environ["RANK"])
-losses = loop.train_loop(model, blocks, collate.TrainEvalCollator(tokenizer, s, rank=rank), steps=4, batch_size=8,
-                         learning_rate=s.learning_rate, seed=s.seed)
+losses = loop.train_loop(model, blocks, masks, steps=4, batch_size=8, learning_rate=s.learning_rate, seed=s.seed)
 weights = sum(float(p.detach().double().sum()) for p in model.parameters())
-print(f"rank {rank}: {len(losses)} steps, first loss {losses[0]:.6f}, weights {weights:.6f}")
+print(f"rank {masks.rank}: {len(losses)} steps, first loss {losses[0]:.6f}, weights {weights:.6f}")
 """
 
 
 @pytest.mark.slow
-def test_the_loop_runs_under_torchrun_each_process_its_batches_one_model(tmp_path, tokenizer):
-    s = prepare_run(tmp_path, tokenizer, batch_size=8)
+def test_the_loop_runs_under_torchrun_each_process_its_batches_one_model(tmp_path):
+    s = small_run(tmp_path, batch_size=8)
     script = tmp_path / "two.py"
     script.write_text(TWO_PROCESSES)
     root = Path(__file__).resolve().parents[1]
-    torchrun = str(Path(sys.executable).parent / "torchrun")
     env = dict(os.environ, OMP_NUM_THREADS="1", PYTHONPATH=str(root))
-    ran = subprocess.run([torchrun, "--standalone", "--nproc_per_node", "2", str(script), s.run_dir], cwd=root, env=env,
-                         capture_output=True, text=True, timeout=300)
+    ran = subprocess.run([str(Path(sys.executable).parent / "torchrun"), "--standalone", "--nproc_per_node", "2",
+                          str(script), s.run_dir], cwd=root, env=env, capture_output=True, text=True, timeout=300)
     assert ran.returncode == 0, ran.stderr[-3000:]
     lines = sorted(line for line in ran.stdout.splitlines() if line.startswith("rank "))
     assert [line.split(":")[0] for line in lines] == ["rank 0", "rank 1"] and all("4 steps" in line for line in lines)

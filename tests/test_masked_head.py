@@ -13,6 +13,23 @@ from transformers import (AutoModelForMaskedLM, BartConfig, BertConfig, BertForM
 
 from helpers import assets, masked_head
 
+
+class HeadRows:
+    """Counts the rows the vocabulary head scores and the positions the encoder reads: how a test sees where it ran."""
+
+    def __init__(self, model):
+        encoder, head = masked_head.parts(model)
+        self.head_rows, self.positions = 0, 0
+        head.register_forward_hook(lambda _m, _i, out: setattr(self, "head_rows", self.head_rows + out.shape[:-1].numel()))
+        encoder.register_forward_pre_hook(self._count_input, with_kwargs=True)
+
+    def _count_input(self, _module, args, kwargs):
+        ids = kwargs.get("input_ids", args[0] if args else None)
+        self.positions += ids.numel()
+
+    def share(self):
+        return self.head_rows / self.positions
+
 VOCAB, LENGTH = 100, 16
 SHAPE = dict(vocab_size=VOCAB, hidden_size=32, num_hidden_layers=2, num_attention_heads=2, intermediate_size=64)
 
@@ -28,7 +45,7 @@ def pair(family: str, dropout: float = 0.1):
     """The family's standard model and its AtMasks model with the very same weights."""
     torch.manual_seed(0)
     standard = (BertForMaskedLM if family == "bert" else RobertaForMaskedLM)(make_config(family, dropout))
-    at_masks = masked_head.model_class(family)(make_config(family, dropout))
+    at_masks = masked_head.CLASSES[family](make_config(family, dropout))
     at_masks.load_state_dict(standard.state_dict())
     return standard, at_masks
 
@@ -60,7 +77,7 @@ def test_the_loss_and_gradients_are_the_standard_classs(family):
     standard, at_masks = pair(family)
     batch = batch_of()
     expected_loss, expected = loss_and_grads(standard.train(), batch)
-    count = masked_head.HeadCount(at_masks)
+    count = HeadRows(at_masks)
     got_loss, got = loss_and_grads(at_masks.train(), batch)
     assert count.head_rows == int((batch["labels"] != -100).sum())  # the head ran at the masks only
     assert torch.allclose(expected_loss, got_loss, rtol=1e-5), (expected_loss.item(), got_loss.item())
@@ -88,7 +105,7 @@ def test_without_labels_the_logits_are_the_parent_classs_from_the_same_checkpoin
     standard, _ = pair(family)
     standard.save_pretrained(tmp_path)
     parent = type(standard).from_pretrained(tmp_path).eval()
-    at_masks = masked_head.model_class(family).from_pretrained(tmp_path).eval()
+    at_masks = masked_head.CLASSES[family].from_pretrained(tmp_path).eval()
     batch = {k: v for k, v in batch_of().items() if k != "labels"}
     with torch.no_grad():
         expected, got = parent(**batch).logits, at_masks(**batch).logits
@@ -219,7 +236,7 @@ def test_accumulated_micro_batches_weigh_every_masked_token_as_one_big_batch(tmp
 def test_it_loads_a_standard_checkpoint_and_saves_a_standard_one(family, tmp_path):
     standard, _ = pair(family, dropout=0.0)
     standard.save_pretrained(tmp_path / "standard")
-    at_masks_class = masked_head.model_class(family)
+    at_masks_class = masked_head.CLASSES[family]
     model, info = at_masks_class.from_pretrained(tmp_path / "standard", output_loading_info=True)
     assert type(model) is at_masks_class and not any(info.values())  # nothing missing, unexpected or mismatched
     batch = batch_of()
@@ -248,9 +265,9 @@ def test_assets_load_model_with_at_masks(tmp_path, capsys):
     other = assets.load_model(str(tmp_path / "distil"), at_masks=True)
     assert type(other) is DistilBertForMaskedLM
     out = capsys.readouterr().out
-    assert out.count("\n") == 1 and "not distilbert" in out and "keeps its own forward" in out
-    with pytest.raises(assets.AssetError, match="holds no model weights"):  # its error handling unchanged
-        (tmp_path / "empty").mkdir()
+    assert out.count("\n") == 1 and "this distilbert keeps its own" in out
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(assets.AssetError, match="could not load AutoModelForMaskedLM from the folder"):
         assets.load_model(str(tmp_path / "empty"), at_masks=True)
 
 
@@ -276,7 +293,7 @@ def test_under_accelerate_bf16_the_head_still_runs_at_the_masks_only():
     try:
         prepared = Accelerator(mixed_precision="bf16", cpu=True).prepare(at_masks.eval())
         assert "forward" in vars(prepared)  # accelerate wrapped this instance's forward in autocast
-        count = masked_head.HeadCount(prepared)
+        count = HeadRows(prepared)
         dtypes = []
         hook = masked_head.parts(prepared)[1].register_forward_hook(lambda _m, _i, out: dtypes.append(out.dtype))
         with torch.no_grad():
@@ -295,7 +312,7 @@ def test_under_accelerate_bf16_the_head_still_runs_at_the_masks_only():
 def test_a_compiled_model_gives_the_same_loss():
     standard, at_masks = pair("bert", dropout=0.0)
     batch = batch_of()
-    count = masked_head.HeadCount(at_masks)
+    count = HeadRows(at_masks)
     compiled = torch.compile(at_masks.eval(), backend="eager")  # the graph capture without a C++ build
     with torch.no_grad():
         got, expected = compiled(**batch).loss, standard.eval()(**batch).loss
@@ -315,7 +332,7 @@ def test_ddp_runs_the_classs_forward(monkeypatch):
     dist.init_process_group("gloo", rank=0, world_size=1)
     try:
         batch = batch_of()
-        count = masked_head.HeadCount(at_masks)
+        count = HeadRows(at_masks)
         got = DistributedDataParallel(at_masks.train())(**batch).loss
         got.backward()
     finally:
@@ -329,7 +346,7 @@ def test_data_parallel_replicas_run_the_classs_forward():
     standard, at_masks = pair("bert", dropout=0.0)
     batch = {k: v.cuda() for k, v in batch_of(rows=8 * max(1, torch.cuda.device_count())).items()}
     standard, at_masks = standard.cuda().eval(), at_masks.cuda().eval()
-    count = masked_head.HeadCount(at_masks)
+    count = HeadRows(at_masks)
     n = int((batch["labels"] != -100).sum())
     with torch.no_grad():
         out = nn.DataParallel(at_masks)(**batch, num_items_in_batch=n)  # an int: every replica gets the whole count
@@ -338,17 +355,19 @@ def test_data_parallel_replicas_run_the_classs_forward():
     assert torch.allclose(out.loss.sum(), expected, rtol=1e-4)  # the replicas' shares add up to the mean
 
 
-def test_model_class_and_other_families():
-    assert masked_head.model_class("bert") is masked_head.BertForMaskedLMAtMasks
-    assert masked_head.model_class(RobertaConfig()) is masked_head.RobertaForMaskedLMAtMasks
-    assert masked_head.model_class(pair("bert")[0]) is masked_head.BertForMaskedLMAtMasks  # a model: its config
-    assert issubclass(masked_head.BertForMaskedLMAtMasks, BertForMaskedLM)
+def test_at_masks_switches_a_bert_or_roberta_model_in_place_and_leaves_others():
+    standard, _ = pair("bert", dropout=0.0)
+    batch = batch_of()
+    with torch.no_grad():
+        expected = standard.eval()(**batch).loss
+    switched = masked_head.at_masks(standard)
+    assert switched is standard and type(switched) is masked_head.BertForMaskedLMAtMasks
+    with torch.no_grad():
+        assert torch.allclose(switched(**batch).loss, expected, rtol=1e-5)
+    assert masked_head.at_masks(switched) is switched  # twice is once
     assert issubclass(masked_head.RobertaForMaskedLMAtMasks, RobertaForMaskedLM)
-    assert masked_head.BertForMaskedLMAtMasks.accepts_loss_kwargs is True
-    bart = BartConfig(vocab_size=100, d_model=16, encoder_layers=1, decoder_layers=1)
-    assert masked_head.model_class(bart) is None and masked_head.model_class("distilbert") is None
-    for gone in ("install", "uninstall", "installed", "_forward_at_masks"):
-        assert not hasattr(masked_head, gone)
+    distil = DistilBertForMaskedLM(DistilBertConfig(vocab_size=VOCAB, dim=32, n_layers=1, n_heads=2, hidden_dim=64))
+    assert type(masked_head.at_masks(distil)) is DistilBertForMaskedLM
 
 
 def test_bart_keeps_its_own_forward_though_its_layout_looks_like_robertas():
@@ -358,7 +377,7 @@ def test_bart_keeps_its_own_forward_though_its_layout_looks_like_robertas():
                                                    encoder_attention_heads=2, decoder_attention_heads=2,
                                                    encoder_ffn_dim=32, decoder_ffn_dim=32, max_position_embeddings=32))
     assert hasattr(bart, "model") and hasattr(bart, "lm_head")  # the layout alone would pass for RoBERTa's
-    assert not masked_head.supported(bart) and masked_head.model_class(bart) is None
+    assert masked_head.parts(bart) is None and type(masked_head.at_masks(bart)) is BartForConditionalGeneration
 
 
 def test_standard_forward_is_the_parents_for_an_at_masks_model():
@@ -368,4 +387,4 @@ def test_standard_forward_is_the_parents_for_an_at_masks_model():
         got = masked_head.standard_forward(at_masks.eval(), **batch)
         expected = standard.eval()(**batch)
     assert got.logits.shape == (8, LENGTH, VOCAB) and torch.allclose(got.logits, expected.logits, atol=1e-6)
-    assert torch.allclose(masked_head.loss(at_masks, batch), expected.loss, rtol=1e-5)
+    assert torch.allclose(at_masks(**batch).loss, expected.loss, rtol=1e-5)

@@ -3,7 +3,7 @@ import random
 import pytest
 from datasets import Dataset, DatasetDict
 
-from helpers import collate, config, preprocess
+from helpers import config, preprocess
 from helpers.config import SettingsError
 
 
@@ -57,7 +57,7 @@ def test_tokenize_joins_a_list_of_texts_with_spaces(tokenizer):
 
 
 def test_block_size_larger_than_the_model_allows_is_refused(tokenizer, model):
-    with pytest.raises(SettingsError, match="block_size=1024 is larger than the model allows \\(512"):
+    with pytest.raises(SettingsError, match="block_size=1024 is larger than the model reads \\(512"):
         preprocess.check_block_size(1024, tokenizer, model.config)
     preprocess.check_block_size(512, tokenizer, model.config)
 
@@ -80,15 +80,49 @@ def test_a_corpus_shorter_than_one_block_is_an_error(tokenizer, settings):
         preprocess.build_blocks(splits, tokenizer, settings)
 
 
+def word_offsets(spans, text):
+    return preprocess.word_offsets({"offset_mapping": [spans]}, [text])["offset_mapping"][0]
+
+
 def test_bytes_of_one_character_join_their_word():
     # byte-level BPE's "R", "Ã", "©", "un" of "Réunion": the two bytes of "é" share its span (1, 2)
     spans = [(0, 0), (0, 1), (1, 2), (1, 2), (2, 4), (0, 0)]
-    assert preprocess.joined_offsets(spans, "Réun") == [(0, 0), (0, 1), (1, 2), (2, 2), (2, 4), (0, 0)]
+    assert word_offsets(spans, "Réun") == [(0, 0), (0, 1), (1, 2), (2, 2), (2, 4), (0, 0)]
 
 
-def test_a_token_of_white_space_ends_its_word_instead_of_gluing_it_to_the_next():
+def test_a_token_of_white_space_ends_its_word_instead_of_gluing_it_to_the_next(tokenizer):
     # byte-level BPE's "nice", ".", "Ċ", "Next": the newline token sits between the words, touching both
     spans = [(0, 4), (4, 5), (5, 6), (6, 10)]
-    assert preprocess.joined_offsets(spans, "nice.\nNext") == [(0, 4), (4, 5), (5, 5), (6, 10)]
-    assert collate.word_ids(preprocess.joined_offsets(spans, "nice.\nNext"), [0, 0, 0, 0]) == [0, 0, 0, 1]
-    assert collate.word_ids(spans, [0, 0, 0, 0]) == [0, 0, 0, 0]  # as the collator reads raw offsets: one word
+    assert word_offsets(spans, "nice.\nNext") == [(0, 4), (4, 5), (5, 5), (6, 10)]
+    block = {"input_ids": tokenizer.convert_tokens_to_ids(["nice", ".", "a", "next"]), "offset_mapping": None}
+    from helpers import collate
+
+    block["offset_mapping"] = word_offsets(spans, "nice.\nNext")
+    assert len(collate.words_of(block, [-100] * 4, tokenizer)) == 2  # by the collator's rule: two words
+    block["offset_mapping"] = spans
+    assert len(collate.words_of(block, [-100] * 4, tokenizer)) == 1  # the raw offsets glue them into one
+
+
+def test_the_blocks_are_the_same_on_any_number_of_cores(tokenizer, tmp_path, monkeypatch):
+    """Tokenizing runs in parallel from 1,000 records; grouping in one process, so each map batch is the same."""
+    from helpers import data
+
+    s = config.make_settings("tiny", run_dir=str(tmp_path))
+    splits = data.split_corpus(data.load_wiki_science().select(range(1200)), s)
+    found = []
+    for cores in (1, 2, 4):
+        monkeypatch.setattr(preprocess.os, "cpu_count", lambda cores=cores: cores)
+        found.append(preprocess.build_blocks(splits, tokenizer, s)["train"]["input_ids"])
+    assert found[0] == found[1] == found[2] and len(found[0]) > 300
+
+
+def test_a_stream_gives_the_blocks_the_in_memory_path_gives(tmp_path, tokenizer):
+    from test_data import big_text_file
+
+    from helpers import data
+
+    s = config.make_settings("tiny", source=str(big_text_file(tmp_path)), run_dir=str(tmp_path / "run"), block_size=64)
+    streamed = [block["input_ids"] for block in preprocess.stream_blocks(data.stream_corpus(s), tokenizer, s)]
+    corpus = data.load_corpus(s)
+    built = preprocess.build_blocks(DatasetDict(train=corpus, test=corpus.select(range(50))), tokenizer, s)
+    assert len(streamed) > 4 * s.batch_size and streamed == built["train"]["input_ids"]

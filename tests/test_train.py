@@ -1,76 +1,110 @@
-"""Notebooks 02 to 05 in miniature: a few training steps on a small corpus, end to end."""
+"""04 train: a short run end to end, the checkpoint to resume from, the precision, the launchers, the push."""
 
 import json
 from pathlib import Path
 
 import pytest
-from datasets import Dataset, DatasetDict
+import torch
+from conftest import small_run
 from transformers import pipeline
 
-from helpers import assets, collate, config, evaluate, infer, preprocess, runs, train
+from helpers import assets, config, evaluate, infer, runs, steps, train
 
 
-@pytest.fixture
-def prepared(tmp_path, tokenizer):
-    s = config.make_settings("tiny", run_dir=str(tmp_path / "run"), block_size=32, batch_size=8, num_train_epochs=2)
-    corpus = Dataset.from_dict({"text": list(_science_texts())})
-    splits = DatasetDict(train=corpus.select(range(40)), test=corpus.select(range(40, 50)))
-    blocks = preprocess.build_blocks(splits, tokenizer, s)
-    runs.save_dataset(blocks, s, "blocks")
-    runs.save_dataset(collate.make_eval_masks(blocks["test"], tokenizer, s), s, "eval_masks")
-    return s
-
-
-def _science_texts():
-    from helpers import data
-
-    return data.load_wiki_science()["text"][:50]
-
-
-@pytest.mark.slow
-def test_training_lowers_the_loss_and_saves_a_standard_checkpoint(prepared, tokenizer):
-    s = prepared
-    result = train.run(s)
-    steps_per_epoch = -(-len(runs.load_dataset(s, "blocks")["train"]) // s.batch_size)
-    assert result.steps == 2 * steps_per_epoch
-    evals = result.history["eval"]
-    assert [e["epoch"] for e in evals] == [0, 1.0, 2.0]  # before training, then each epoch
-    assert evals[-1]["loss"] < evals[0]["loss"]
-    assert result.history["train"], "no training loss logged"
-
-    model_dir = runs.require(s, "model")
-    finetuned = assets.load_model(str(model_dir))
-    eval_masks = runs.load_dataset(s, "eval_masks")
-    assert evaluate.perplexity(finetuned, eval_masks) < evaluate.perplexity(assets.load_model(s.model), eval_masks)
-    answers = pipeline("fill-mask", model=str(model_dir))(infer.with_mask(s.fill_mask_text, tokenizer))
+def test_a_short_run_trains_saves_a_standard_checkpoint_and_records_its_time(tmp_path, tokenizer):
+    s = small_run(tmp_path, max_steps=6, batch_size=8)
+    model_dir, s = steps.train_model(s)
+    metrics = runs.read_metrics(s)
+    assert metrics["train_steps"] == 6 and metrics["train_seconds"] > 0
+    config_json = json.loads((Path(model_dir) / "config.json").read_text())
+    assert config_json["architectures"] == ["BertForMaskedLM"]  # a standard checkpoint, not the course's class
+    masks, _ = steps.load("eval_masks", s)
+    after = evaluate.score(assets.load_model(model_dir), masks, top_k=()).perplexity
+    assert after < evaluate.score(assets.load_model(s.model), masks, top_k=()).perplexity
+    answers = pipeline("fill-mask", model=model_dir)(infer.with_mask(s.fill_mask_text, tokenizer))
     assert len(answers) == 5
 
-    metrics = json.loads(runs.path(s, runs.METRICS).read_text())
-    assert metrics["train_steps"] == result.steps and metrics["train_seconds"] > 0
-    log = json.loads(runs.path(s, "train_log.json").read_text())
-    assert log["history"] == result.history and log["steps"] == result.steps
+
+def test_a_finished_run_is_loaded_from_its_last_checkpoint_not_trained_again(tmp_path):
+    s = small_run(tmp_path, max_steps=4, batch_size=8)
+    first, s = steps.train_model(s)
+    weights = assets.load_model(first).state_dict()
+    seconds = runs.read_metrics(s)["train_seconds"]
+    again, _ = steps.train_model(s)
+    assert runs.read_metrics(s)["train_seconds"] == seconds  # the training time of the run that trained it
+    reloaded = assets.load_model(again).state_dict()
+    assert all(torch.equal(weights[k], reloaded[k]) for k in weights)
 
 
-def test_under_torchrun_missing_blocks_name_notebook_02_rather_than_race_to_build_them(settings, monkeypatch):
-    monkeypatch.setenv("WORLD_SIZE", "2")  # every process would build and write the same artifact
-    with pytest.raises(runs.MissingArtifactError, match="blocks for these settings is not in the run folder yet: run 02_preprocess first"):
-        train.run(settings)
+def make_checkpoints(s, steps_done: list[int], max_steps: int, record: dict | None):
+    folder = runs.path(s, "checkpoints")
+    for step in steps_done:
+        (folder / f"checkpoint-{step}").mkdir(parents=True)
+        (folder / f"checkpoint-{step}" / "trainer_state.json").write_text(
+            json.dumps({"global_step": step, "max_steps": max_steps}))
+    (folder / "checkpoint-99").mkdir()  # cut off mid-save: no trainer_state.json, never resumed from
+    if record is not None:
+        runs.write_json(folder / runs.RECORD, record)
+    return folder
 
 
-def test_push_is_off_by_default_and_says_so(capsys, settings):
-    assert train.push(settings) is None
-    assert "push_to_hub is off" in capsys.readouterr().out
+def test_the_last_complete_checkpoint_of_these_settings_is_resumed_from(settings):
+    folder = make_checkpoints(settings, [10, 20], 40, runs.made_with(settings, "model"))
+    assert train.last_checkpoint(settings) == str(folder / "checkpoint-20")
+    assert train.last_checkpoint(config.make_settings("tiny", run_dir=str(settings.run_path / "empty"))) is None
+
+
+def test_an_interrupted_run_of_other_settings_is_refused_and_kept(settings):
+    folder = make_checkpoints(settings, [10], 40, {**runs.made_with(settings, "model"), "settings": {"seed": 7}})
+    with pytest.raises(config.SettingsError, match="holds an interrupted run with other settings.*retrain=True"):
+        train.last_checkpoint(settings)
+    assert (folder / "checkpoint-10").exists()
+    retrain = config.make_settings("tiny", run_dir=settings.run_dir, retrain=True)
+    assert train.last_checkpoint(retrain) is None and not (folder / "checkpoint-10").exists()
+
+
+def test_a_finished_run_of_other_settings_is_removed_to_train_anew(settings, capsys):
+    folder = make_checkpoints(settings, [40], 40, {**runs.made_with(settings, "model"), "settings": {"seed": 7}})
+    assert train.last_checkpoint(settings) is None and not (folder / "checkpoint-40").exists()
+    assert "removed the checkpoints of the earlier run" in capsys.readouterr().out
+    assert runs.record(settings, "checkpoints") == runs.made_with(settings, "model")
+
+
+def test_precision_auto_is_fp32_on_a_cpu_and_bf16_when_asked(settings):
+    chosen = train.precision(settings)
+    assert sum(chosen.values()) == (1 if torch.cuda.is_available() else 0)
+    asked = config.make_settings("tiny", run_dir=settings.run_dir, precision="bf16")
+    assert train.precision(asked) == {"bf16": True, "fp16": False} and train.training_arguments(asked).bf16
+    if not torch.cuda.is_available():
+        with pytest.raises(config.SettingsError, match="precision='fp16' needs a GPU"):
+            train.precision(config.make_settings("tiny", precision="fp16"))
+
+
+def test_a_streamed_run_evaluates_each_quarter_of_its_steps(tmp_path):
+    s = config.make_settings("tiny", streaming=True, max_steps=8, run_dir=str(tmp_path))
+    args = train.training_arguments(s)
+    assert (args.eval_strategy.value, args.eval_steps, args.max_steps) == ("steps", 0.25, 8)
+
+
+@pytest.mark.parametrize("variable, name", [("ACCELERATE_USE_FSDP", "FSDP"), ("ACCELERATE_USE_DEEPSPEED", "DeepSpeed")])
+def test_sharded_launchers_are_refused_before_any_work(settings, monkeypatch, variable, name):
+    monkeypatch.setenv(variable, "true")  # what `accelerate launch --use_fsdp` (or DeepSpeed) sets
+    with pytest.raises(config.SettingsError, match=f"{name} is not supported.*torchrun --nproc_per_node N"):
+        steps.train_model(settings)
+    assert not settings.run_path.exists()
 
 
 class HubStandIn:
     """The two calls of ``huggingface_hub.HfApi`` that ``push`` makes, answered as the Hub answers, offline."""
 
-    def __init__(self, user: str = "learner"):
-        self.user, self.repos, self.files = user, [], {}
+    def __init__(self, user: str = "learner", fail: Exception | None = None):
+        self.user, self.repos, self.files, self.fail = user, [], {}, fail
 
     def create_repo(self, repo_id, repo_type="model", exist_ok=False):
         from huggingface_hub import RepoUrl
 
+        if self.fail:
+            raise self.fail
         full = repo_id if "/" in repo_id else f"{self.user}/{repo_id}"  # the Hub puts a bare name under your account
         self.repos.append((full, repo_type, exist_ok))
         return RepoUrl(f"https://huggingface.co/{full}")
@@ -82,91 +116,28 @@ class HubStandIn:
 
 @pytest.mark.parametrize("hub_model_id, repo_id", [(None, "learner/splade-tiny-wiki-science-mlm"),
                                                    ("my-org/wiki-mlm", "my-org/wiki-mlm")])
-def test_push_uploads_the_saved_model_and_tokenizer_to_the_named_repository(tmp_path, model, tokenizer, capsys,
-                                                                            hub_model_id, repo_id):
+def test_push_uploads_the_saved_model_and_tokenizer_to_the_named_repository(tmp_path, model, tokenizer, hub_model_id, repo_id):
     s = config.make_settings("tiny", run_dir=str(tmp_path / "run"), push_to_hub=True, hub_model_id=hub_model_id)
-    model.save_pretrained(str(runs.path(s, "model")))
-    tokenizer.save_pretrained(str(runs.path(s, "model")))
+    runs.save(model, s, "model", tokenizer)
     (s.run_path / "checkpoints" / "checkpoint-1").mkdir(parents=True)  # never pushed
     hub = HubStandIn()
     assert train.push(s, api=hub) == f"https://huggingface.co/{repo_id}"
     assert hub.repos == [(repo_id, "model", True)]
     assert {"config.json", "model.safetensors", "tokenizer.json", "tokenizer_config.json"} <= set(hub.files[repo_id])
     assert not [f for f in hub.files[repo_id] if "checkpoint" in f]
-    assert f"to https://huggingface.co/{repo_id}" in capsys.readouterr().out
 
 
-def test_the_default_repository_is_named_after_the_model_and_the_data(tmp_path):
-    assert config.make_settings("guide", run_dir=str(tmp_path)).hub_repository == "distilroberta-base-eli5_category-mlm"
-    local = config.make_settings("guide", run_dir=str(tmp_path), model="/x/my-roberta/", dataset_name="/data/eli5-copy")
-    assert local.hub_repository == "my-roberta-eli5-copy-mlm"
+def test_a_failed_push_says_what_happened_and_keeps_the_local_save(tmp_path, model, tokenizer):
+    s = config.make_settings("tiny", run_dir=str(tmp_path / "run"), push_to_hub=True)
+    runs.save(model, s, "model", tokenizer)
+    with pytest.raises(train.PushError, match="ConnectionError: no network.*saved in /.*/run/model.*hf auth login"):
+        train.push(s, api=HubStandIn(fail=ConnectionError("no network")))
+    assert (s.run_path / "model" / "model.safetensors").exists()
 
 
-def test_precision_auto_is_mixed_on_a_gpu_and_fp32_on_a_cpu_and_bf16_when_asked(settings):
-    import torch
-
-    chosen = train.precision(settings)
-    if torch.cuda.is_available():
-        assert sum(chosen.values()) == 1
-    else:
-        assert chosen == {"bf16": False, "fp16": False}
-    asked = config.make_settings("tiny", run_dir=settings.run_dir, precision="bf16")
-    assert train.precision(asked) == {"bf16": True, "fp16": False}
-    assert train.training_arguments(asked).bf16
-    with pytest.raises(config.SettingsError, match="precision='half': choose one of auto, bf16, fp16, fp32"):
-        config.make_settings("tiny", precision="half")
-    if not torch.cuda.is_available():
-        with pytest.raises(config.SettingsError, match="precision='fp16' needs a GPU"):
-            train.precision(config.make_settings("tiny", run_dir=settings.run_dir, precision="fp16"))
-
-@pytest.mark.slow
-def test_training_is_the_same_whatever_drew_random_numbers_before_it(tmp_path, tokenizer):
-    """04 used to time a training step (dropout draws) between making the trainer and training: the model differed."""
-    import torch
-
-    from conftest import prepare_run
-
-    weights = []
-    for name, draw in (("plain", False), ("after_draws", True)):
-        s = prepare_run(tmp_path / name, tokenizer, max_steps=3)
-        trainer = train.make_trainer(s, assets.load_model(s.model), tokenizer, runs.load_dataset(s, "blocks")["train"],
-                                     runs.load_dataset(s, "eval_masks"))
-        if draw:
-            torch.rand(1000)
-        train.fit(trainer, s)
-        weights.append(runs.load_model(s).state_dict())
-    assert all(torch.equal(weights[0][k], weights[1][k]) for k in weights[0])
-
-
-def test_the_curve_reading_compares_the_last_points():
-    history = {"train": [{"step": 10, "loss": 4.5}, {"step": 20, "loss": 4.2}],
-               "eval": [{"step": 0, "loss": 8.167}, {"step": 20, "loss": 3.911}]}
-    assert train.curve_reading(history) == ("last evaluation loss 3.911 (step 20), below the last training loss 4.200 "
-                                            "(step 20); the first evaluation, before any step, was 8.167")
-
-
-@pytest.mark.slow
-def test_every_model_in_notebook_04s_kernel_survives_torch_save_and_load(tmp_path, tokenizer):
-    """The patched instance forward pickled, then failed to load (``AttributeError: _forward_at_masks``)."""
-    import io
-
-    import torch
-
-    from conftest import prepare_run
-
-    s = prepare_run(tmp_path, tokenizer, max_steps=2)
-    pretrained = assets.load_model(s.model, at_masks=s.masked_head)  # as 04 loads it
-    trainer = train.make_trainer(s, pretrained, tokenizer, runs.load_dataset(s, "blocks")["train"],
-                                 runs.load_dataset(s, "eval_masks"))
-    train.fit(trainer, s)
-    baseline = assets.load_model(s.model)  # 04's "Going faster" cell measures the standard class beside it
-    batch = {k: torch.tensor(v) for k, v in runs.load_dataset(s, "eval_masks")[:4].items()}
-    for name, model in {"pretrained": pretrained, "trainer.model": trainer.model, "baseline": baseline}.items():
-        model.eval()
-        buffer = io.BytesIO()
-        torch.save(model, buffer)
-        buffer.seek(0)
-        loaded = torch.load(buffer, weights_only=False)
-        assert type(loaded) is type(model), name
-        with torch.no_grad():
-            assert torch.equal(loaded(**batch).loss, model(**batch).loss), name
+def test_the_command_line_trains_and_says_where_the_model_is(tmp_path, capsys):
+    run_dir = small_run(tmp_path).run_dir
+    assert steps.main(["--run_dir", run_dir, "--max_steps", "2", "--batch_size", "4"]) == 0
+    assert "2 steps in" in capsys.readouterr().out.splitlines()[-1]
+    with pytest.raises(SystemExit, match="error: ood_source='wiki-science' is the corpus itself"):
+        steps.main(["--run_dir", run_dir, "--ood_source", "wiki-science"])

@@ -14,7 +14,7 @@ Wikipedia text, in seconds, and runs all six notebooks on them under ``profile="
 What it proves: every line the guide profile runs, from ``load_dataset`` on a parquet folder to fill-mask with
 ``<mask>``, works on a RoBERTa tokenizer and ELI5's nested records. What it cannot: the Hub download itself.
 
-    python -m helpers.rehearse            # builds runs/rehearse/standins, runs the notebooks into runs/rehearse
+    python -m scripts.rehearse            # builds runs/rehearse/standins, runs the notebooks into runs/rehearse
 """
 
 from __future__ import annotations
@@ -26,8 +26,10 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from . import assets
-from .config import project_root
+from helpers import assets
+from helpers.config import project_root
+
+from scripts import run_all
 
 SPECIAL_TOKENS = ["<s>", "<pad>", "</s>", "<unk>", "<mask>"]  # RoBERTa's, at RoBERTa's ids 0-4
 VOCAB_SIZE = 2_000
@@ -125,8 +127,6 @@ def build_standins(folder: Path) -> dict[str, str]:
 
 def rehearse(run_dir: Path, output_dir: Path | None = None) -> Any:
     """Build the stand-ins and run the six notebooks on them with ``profile="guide"``."""
-    from . import run_all
-
     parameters = {"profile": "guide", "run_dir": str(run_dir), **build_standins(run_dir / "standins"), **REHEARSAL_PARAMETERS}
     return run_all.run_all(parameters, output_dir)
 
@@ -135,15 +135,13 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description="Run the guide profile's six notebooks on offline stand-ins.")
     parser.add_argument("--run-dir", type=Path, default=project_root() / "runs" / "rehearse")
     args = parser.parse_args(argv)
-    from . import run_all, runs
-
     try:
         settings = rehearse(args.run_dir.resolve())
     except Exception as err:  # papermill's error names the notebook and the cell
         print(f"\nthe rehearsal failed: {type(err).__name__}: {err}", file=sys.stderr)
         return 1
     print()
-    print(run_all.headline(settings, runs.path(settings, "notebooks")))
+    print(run_all.headline(settings))
     return 0
 
 

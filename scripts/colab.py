@@ -1,7 +1,7 @@
 """Where the course lives on GitHub: the notebooks' "Open in Colab" badges and their Colab install cell.
 
 One setting, ``REPOSITORY``. After a fork or a move, change it (and pyproject.toml's Repository) and run
-``python -m helpers.colab``: it writes the new address into every notebook's badge and install line.
+``python -m scripts.colab``: it writes the new address into every notebook's badge and install line.
 """
 
 from __future__ import annotations
@@ -10,8 +10,9 @@ import re
 
 import nbformat
 
-from .config import project_root
-from .run_all import NOTEBOOKS
+from helpers.config import project_root
+
+from scripts.run_all import NOTEBOOKS
 
 REPOSITORY = "https://github.com/mlm-course/masked-lm-course"
 BRANCH = "main"

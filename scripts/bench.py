@@ -1,7 +1,7 @@
 """``make bench``: the course's paths against the standard ones, measured side by side in one run.
 
-    python -m helpers.bench                 # prints a table, writes runs/bench.json
-    python -m helpers.bench --seconds 30    # shorter equal-time training race
+    python -m scripts.bench                 # prints a table, writes runs/bench.json
+    python -m scripts.bench --seconds 30    # shorter equal-time training race
 
 Each row runs both sides on the same data, the same model and the same machine, one after the other,
 and reports both measurements and their ratio (how many times better the course's side is). Timings
@@ -28,8 +28,8 @@ import torch
 from datasets import DatasetDict
 from transformers import RobertaConfig, RobertaForMaskedLM, TrainerCallback
 
-from . import assets, collate, config, data, evaluate, infer, masked_head, preprocess, train
-from .collate import IGNORE
+from helpers import assets, collate, config, data, evaluate, infer, masked_head, preprocess, runs, train
+from helpers.collate import IGNORE
 
 
 class Mismatch(RuntimeError):
@@ -124,13 +124,6 @@ def group_texts_row(batch: dict[str, list[list[int]]], block_size: int = 128, re
                notes={"blocks": len(guide_blocks["input_ids"]), "identical": True})
 
 
-def describe_group(row: Row) -> str:
-    """A ``group_texts_row`` in three lines, for notebook 02."""
-    return (f"the guide's sum(lists, []): {row.baseline * 1e3:.1f} ms\n"
-            f"the course's group_texts:  {row.course * 1e3:.2f} ms\n"
-            f"{row.ratio:.1f}x faster, the same blocks")
-
-
 # --- 04: a training step --------------------------------------------------------------------------
 
 def distilroberta_sized(at_masks: bool = False) -> RobertaForMaskedLM:
@@ -152,71 +145,38 @@ def random_mlm_batch(vocab_size: int, mask_id: int, rows: int, length: int = 128
     return {"input_ids": input_ids.masked_fill(picked, mask_id), "attention_mask": torch.ones_like(input_ids), "labels": labels}
 
 
-def step_losses(model, batch: dict[str, torch.Tensor]) -> tuple[float, float]:
-    """The standard forward's loss and the course's on the same batch (dropout off, so they can match)."""
-    model.eval()
-    with torch.no_grad():
-        return float(masked_head.standard_forward(model, **batch).loss), float(masked_head.loss(model, batch))
-
-
 def train_step_row(name: str, what: str, model, batch: dict[str, torch.Tensor], repeat: int = 5) -> Row:
-    """Forward and backward through the standard forward against the head only at the masks."""
-    standard_loss, course_loss = step_losses(model, batch)
+    """Forward and backward through the standard forward against the head only at the masks (``model`` is an AtMasks
+    class: its own forward is the course's), once their losses agree."""
+    model.eval()  # dropout off, so that the two losses can match
+    with torch.no_grad():
+        losses = {"baseline": float(masked_head.standard_forward(model, **batch).loss), "course": float(model(**batch).loss)}
+    if abs(losses["baseline"] - losses["course"]) > 1e-4:
+        raise Mismatch(f"the two forwards give different losses: {losses}")
     model.train()
-
-    def standard():
-        masked_head.standard_forward(model, **batch).loss.backward()
-        model.zero_grad(set_to_none=True)
-
-    def course():
-        masked_head.loss(model, batch).backward()
-        model.zero_grad(set_to_none=True)
-
-    tokens = batch["input_ids"].numel()
-    base_s = statistics.median(seconds(standard, repeat))
-    fast_s = statistics.median(seconds(course, repeat))
-    model.eval()
-    return Row(name, what, "tokens/s", tokens / base_s, tokens / fast_s, higher_is_better=True,
-               notes={"seconds_per_step": {"baseline": base_s, "course": fast_s},
-                      "loss": {"baseline": standard_loss, "course": course_loss}, "tokens_per_step": tokens})
-
-
-def compare_train_step(model, tokenizer, blocks, settings: config.Settings, repeat: int = 3) -> Row:
-    """Notebook 04's side-by-side: one batch of the real training blocks, both ways."""
-    masker = collate.make_collator(tokenizer, settings, seed=settings.seed)
-    batch = masker([blocks[i] for i in range(settings.batch_size)])
-    return train_step_row("train_step", f"training step, {settings.batch_size} x {settings.block_size} tokens",
-                          model, batch, repeat)
-
-
-def describe_step(row: Row) -> str:
-    """A ``train_step_row`` in three lines, for notebook 04."""
-    per_step, loss = row.notes["seconds_per_step"], row.notes["loss"]
-    return (f"standard forward:  {per_step['baseline']:.3f} s a step, loss {loss['baseline']:.5f}\n"
-            f"head at the masks: {per_step['course']:.3f} s a step, loss {loss['course']:.5f}\n"
-            f"{row.ratio:.1f}x faster, same loss")
-
-
-# --- 05: an evaluation pass -----------------------------------------------------------------------
-
-def eval_pass_row(model, eval_masks, settings: config.Settings, repeat: int = 3) -> Row:
-    """An evaluation pass with the head at every position against the head at the masks: the same batches of
-    ``settings.eval_batch_size``, each side warmed up and timed ``repeat`` times (the median)."""
+    sides = {"baseline": lambda: masked_head.standard_forward(model, **batch).loss, "course": lambda: model(**batch).loss}
     timed = {}
+    for label, loss in sides.items():
+        def step():
+            loss().backward()
+            model.zero_grad(set_to_none=True)
+        timed[label] = statistics.median(seconds(step, repeat))
+    tokens = batch["input_ids"].numel()
+    return Row(name, what, "tokens/s", tokens / timed["baseline"], tokens / timed["course"], higher_is_better=True,
+               notes={"seconds_per_step": timed, "loss": losses, "tokens_per_step": tokens})
+
+
+def eval_pass_row(model, eval_masks, batch_size: int = 64, repeat: int = 3) -> Row:
+    """An evaluation pass with the head at every position against the head at the masks, on the same batches, once
+    their losses agree: each side warmed up and timed ``repeat`` times (the median)."""
+    timed, losses = {}, {}
     for label, fast in [("baseline", False), ("course", True)]:
-        times = seconds(lambda: evaluate.mean_loss(model, eval_masks, settings.eval_batch_size, head_only_at_masks=fast), repeat)
-        timed[label] = (statistics.median(times), evaluate.mean_loss(model, eval_masks, settings.eval_batch_size, fast))
-    return Row("eval_pass", f"evaluation pass, {len(eval_masks)} blocks in batches of {settings.eval_batch_size} "
-               f"(head everywhere vs head at masks)", "s", timed["baseline"][0], timed["course"][0],
-               notes={"mean_loss": {k: v[1] for k, v in timed.items()}, "machine": machine()})
-
-
-def describe_eval(row: Row) -> str:
-    """An ``eval_pass_row`` in three lines, for notebook 05."""
-    loss = row.notes["mean_loss"]
-    return (f"head at every position: {row.baseline:.2f} s, loss {loss['baseline']:.5f}\n"
-            f"head at the masks:      {row.course:.2f} s, loss {loss['course']:.5f}\n"
-            f"{row.ratio:.1f}x faster, same loss (median of 3 passes each)")
+        losses[label] = evaluate.score(model, eval_masks, batch_size, head_only_at_masks=fast, top_k=()).loss
+        timed[label] = statistics.median(seconds(lambda: evaluate.score(model, eval_masks, batch_size, fast, top_k=()), repeat))
+    if abs(losses["baseline"] - losses["course"]) > 1e-4:
+        raise Mismatch(f"the two evaluation passes give different losses: {losses}")
+    return Row("eval_pass", f"evaluation pass, {len(eval_masks)} blocks in batches of {batch_size} (head everywhere vs "
+               f"head at masks)", "s", timed["baseline"], timed["course"], notes={"mean_loss": losses})
 
 
 # --- 06: fill-mask --------------------------------------------------------------------------------
@@ -279,11 +239,11 @@ def race(settings: config.Settings, blocks: DatasetDict, eval_masks, budget: flo
     tokenizer = assets.load_tokenizer(settings.model)
     model = assets.load_model(settings.model, at_masks=settings.masked_head)
     # evaluation and checkpoints are not part of the race
-    trainer = train.make_trainer(settings, model, tokenizer, blocks["train"], eval_masks,
-                                 eval_strategy="no", eval_on_start=False, save_strategy="no")
+    trainer = train.make_trainer(settings, model, tokenizer, blocks["train"], eval_masks, eval_strategy="no",
+                                 save_strategy="no", disable_tqdm=True)
     trainer.add_callback(TrainingBudget(budget))
     trainer.train()
-    return evaluate.perplexity(model, eval_masks, settings.eval_batch_size), trainer.state.global_step
+    return evaluate.score(model, eval_masks, settings.eval_batch_size, top_k=()).perplexity, trainer.state.global_step
 
 
 def quality_row(course: config.Settings, blocks: DatasetDict, eval_masks, budget: float) -> Row:
@@ -320,7 +280,7 @@ def precision_row(name: str, what: str, make_model: Callable[[], Any], batches: 
             times.append(time.perf_counter() - start)
         model.eval()
         with torch.no_grad():
-            final = float(masked_head.loss(model, batches[0]))
+            final = float(model(**batches[0]).loss)
         results[label] = (statistics.median(times[1:]), final)  # the first step warms up
     tokens = batches[0]["input_ids"].numel()
     return Row(name, what, "tokens/s", tokens / results["baseline"][0], tokens / results["course"][0],
@@ -380,7 +340,7 @@ def ddp_row(command: list[str] | None = None) -> list[Row]:
     ``command`` stands in for the torchrun command line in tests (the output path is appended)."""
     if command is None:
         command = [str(Path(sys.executable).parent / "torchrun"), "--standalone", "--nproc_per_node", "2",
-                   "-m", "helpers.bench", "--ddp-worker"]
+                   "-m", "scripts.bench", "--ddp-worker"]
     with tempfile.TemporaryDirectory() as scratch:
         out = Path(scratch) / "ddp.json"
         env = dict(os.environ, OMP_NUM_THREADS="1", PYTHONPATH=str(config.project_root()))
@@ -424,7 +384,7 @@ def gpu_rows() -> list[Row]:
     actually runs (the head at every position, or at the masks only)."""
     if not torch.cuda.is_available():
         return []
-    model = distilroberta_sized().cuda()
+    model = distilroberta_sized(at_masks=True).cuda()
     batch = {k: v.cuda() for k, v in random_mlm_batch(50265, 50264, rows=64).items()}
     optimizer = torch.optim.AdamW(model.parameters(), lr=1e-4, fused=True)
     model.train()
@@ -432,7 +392,7 @@ def gpu_rows() -> list[Row]:
     def timed(at_masks: bool, bf16: bool) -> float:
         def step():
             with torch.autocast("cuda", dtype=torch.bfloat16, enabled=bf16):
-                loss = masked_head.loss(model, batch) if at_masks else masked_head.standard_forward(model, **batch).loss
+                loss = model(**batch).loss if at_masks else masked_head.standard_forward(model, **batch).loss
             loss.backward()
             optimizer.step()
             optimizer.zero_grad(set_to_none=True)
@@ -479,11 +439,11 @@ def run(budget: float, out: Path) -> list[Row]:
         done([group_texts_row({k: v[:n] for k, v in tokens.items()})])
 
     print("training step ...", flush=True)
-    tiny = assets.load_model(assets.TINY_MODEL)
+    tiny = assets.load_model(assets.TINY_MODEL, at_masks=True)
     done([train_step_row("train_step_tiny", "training step, tiny (SPLADE-tiny), 32 x 128", tiny,
                          random_mlm_batch(len(tokenizer), tokenizer.mask_token_id, rows=32))])
     done([train_step_row("train_step_distilroberta_size", "training step, DistilRoBERTa-sized, 8 x 128",
-                         distilroberta_sized(), random_mlm_batch(50265, 50264, rows=8))])
+                         distilroberta_sized(at_masks=True), random_mlm_batch(50265, 50264, rows=8))])
 
     print("evaluation pass ...", flush=True)
     with tempfile.TemporaryDirectory() as scratch:
@@ -491,7 +451,7 @@ def run(budget: float, out: Path) -> list[Row]:
         corpus = data.load_corpus(settings)
         blocks = preprocess.build_blocks(data.split_corpus(corpus, settings), tokenizer, settings)
         eval_masks = collate.make_eval_masks(blocks["test"], tokenizer, settings)
-        done([eval_pass_row(tiny, eval_masks, settings)])
+        done([eval_pass_row(tiny, eval_masks, settings.eval_batch_size)])
 
         print("fill-mask ...", flush=True)
         done(fill_mask_rows(tiny, tokenizer, masked_sentences(all_texts, tokenizer.mask_token)))
@@ -518,9 +478,7 @@ def write(rows: list[Row], out: Path) -> None:
                           "cuda": torch.cuda.get_device_name() if torch.cuda.is_available() else None},
               **{row.name: row.as_dict() for row in rows}}
     out.parent.mkdir(parents=True, exist_ok=True)
-    from .runs import write_json
-
-    write_json(out, record)
+    runs.write_json(out, record)
 
 
 def table(rows: list[Row]) -> str:

@@ -1,0 +1,1 @@
+"""Tooling no notebook imports: make run-all, make rehearse, make bench, make exercises and the Colab badges."""

@@ -1,0 +1,126 @@
+"""``make run-all``: the six notebooks in order with papermill, then the run's headline figures.
+
+    python -m scripts.run_all                                  # the tiny profile, offline
+    python -m scripts.run_all --profile guide -p learning_rate 3e-5
+
+Every notebook is given the same parameters, those its ``parameters`` cell lists (papermill warns about others);
+a setting reaches the later notebooks through what the earlier ones saved (``helpers/steps.py``). The executed
+notebooks go to ``runs/<profile>/notebooks/`` (or ``--output-dir``); ``notebooks/`` is only read.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from helpers import config, runs
+
+NOTEBOOKS = ("01_load", "02_preprocess", "03_collate", "04_train", "05_evaluate", "06_infer")
+QUIET = {"TQDM_DISABLE": "1", "HF_DATASETS_DISABLE_PROGRESS_BARS": "1", "HF_HUB_DISABLE_PROGRESS_BARS": "1"}
+
+
+def listed(name: str) -> set[str]:
+    """The parameters notebook ``name``'s cell lists."""
+    import papermill
+
+    return set(papermill.inspect_notebook(str(config.project_root() / "notebooks" / f"{name}.ipynb")))
+
+
+def run_all(parameters: dict[str, Any], output_dir: Path | None = None) -> config.Settings:
+    """Execute every notebook with ``parameters`` (none: the profile's values); the settings the last one ran with."""
+    settings = config.make_settings(**parameters)  # a bad name or value fails here, before any notebook runs
+    unlisted = set(parameters) - set().union(*(listed(name) for name in NOTEBOOKS))
+    if unlisted:
+        raise config.SettingsError(f"no notebook lists {sorted(unlisted)}: give it to `python -m helpers.train` instead")
+    output_dir = output_dir or runs.path(settings, "notebooks")
+    for name in NOTEBOOKS:
+        start = time.perf_counter()
+        print(f"{name} ...", end=" ", flush=True)
+        run_notebook(name, {k: v for k, v in parameters.items() if k in listed(name)}, output_dir)
+        print(f"{time.perf_counter() - start:.1f} s", flush=True)
+    return settings
+
+
+def quiet_shutdown_kernel_manager():
+    """A kernel manager that does not interrupt a kernel it is shutting down: a kernel still busy with its last message
+    would log "KeyboardInterrupt caught in kernel" as an error."""
+    from jupyter_client.manager import AsyncKernelManager
+
+    class QuietShutdownKernelManager(AsyncKernelManager):
+        async def _async_interrupt_kernel(self) -> None:
+            if not self.shutting_down:
+                await super()._async_interrupt_kernel()
+
+    return QuietShutdownKernelManager
+
+
+def run_notebook(name: str, parameters: dict[str, Any], output_dir: Path) -> None:
+    """One notebook through papermill, unattended (no progress bars), into ``output_dir``."""
+    import nbformat
+    import papermill
+
+    for key, value in QUIET.items():
+        os.environ.setdefault(key, value)
+    output_dir.mkdir(parents=True, exist_ok=True)
+    source = config.project_root() / "notebooks"
+    notebook = nbformat.read(source / f"{name}.ipynb", as_version=4)
+    for stale in ("widgets", "papermill"):  # the last run's records: this run writes its own
+        notebook.metadata.pop(stale, None)
+    output = output_dir / f"{name}.ipynb"
+    papermill.execute_notebook(notebook, str(output), parameters=parameters, cwd=str(source), kernel_name="python3",
+                               progress_bar=False, kernel_manager_class=quiet_shutdown_kernel_manager(),
+                               extra_arguments=["--IPKernelApp.log_level=ERROR"])
+    executed = nbformat.read(output, as_version=4)  # handed a notebook object, papermill records all of it as its input
+    executed.metadata.papermill["input_path"] = f"notebooks/{name}.ipynb"
+    nbformat.write(executed, output)
+
+
+def headline(settings: config.Settings) -> str:
+    """The figures a reader wants after a run, read back from ``metrics.json``."""
+    m = runs.read_metrics(settings)
+    lines = [f"profile {settings.profile}: {settings.model} on {settings.dataset_name if settings.source == 'hub' else settings.source}",
+             f"perplexity on the fixed masks: {m['perplexity_before']:.1f} before, {m['perplexity_after']:.1f} after "
+             f"fine-tuning ({m['perplexity_before'] / m['perplexity_after']:.1f}x lower; unigram table "
+             f"{m['perplexity_unigram']:.1f})",
+             f"top-1 accuracy at the mask token: {m['top1_accuracy_at_mask_before']:.1%} before, "
+             f"{m['top1_accuracy_at_mask_after']:.1%} after",
+             f"outside the domain ({settings.ood_source}): perplexity {m['perplexity_ood_before']:.1f} before, "
+             f"{m['perplexity_ood_after']:.1f} after"]
+    if m.get("probe_accuracy_before") is not None:
+        lines.append(f"{settings.label_field} probe: accuracy {m['probe_accuracy_before']:.1%} before, "
+                     f"{m['probe_accuracy_after']:.1%} after (majority class {m['probe_majority']:.1%})")
+    fills = ", ".join(f"{r['token_str']} {r['score']:.3f}" for r in m["fill_mask"])
+    lines += [f"fill-mask, fine-tuned, {m['fill_mask_text']!r}: {fills}",
+              f"training: {m['train_steps']} steps in {m['train_seconds']:.1f} s",
+              f"run folder: {runs.shown(settings.run_path)} (model/, metrics.json, notebooks/)"]
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--profile", default=None, help="tiny (default) or guide")
+    parser.add_argument("-p", nargs=2, action="append", default=[], metavar=("NAME", "VALUE"), help="a setting")
+    parser.add_argument("--output-dir", type=Path, default=None, help="where the executed notebooks go")
+    args = parser.parse_args(argv)
+    import papermill
+
+    try:
+        profile = ["--profile", args.profile] if args.profile else []
+        parameters = config.parse_command_line(profile + config.parameter_pairs(args.p))
+        settings = run_all(parameters, args.output_dir)
+    except config.SettingsError as err:  # before any notebook runs: nothing on disk was touched
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    except papermill.PapermillExecutionError as err:
+        print(f"\nfailed in cell {err.exec_count}: {err.ename}: {err.evalue}", file=sys.stderr)
+        return 1
+    print(f"\n{headline(settings)}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,60 @@
+"""The figures of a real tiny run (the one nbval just made: `make nbval` sets FIGURES_RUN_DIR), read back from its
+run folder: what should hold on the tiny profile, checked at every `make test` rather than printed as True on a page."""
+
+import os
+from pathlib import Path
+
+import pytest
+import torch
+
+from helpers import assets, collate, config, runs, steps
+
+pytestmark = pytest.mark.figures
+
+
+@pytest.fixture(scope="module")
+def run():
+    folder = os.environ.get("FIGURES_RUN_DIR")
+    if not folder:
+        pytest.skip("no run to read: `make nbval` sets FIGURES_RUN_DIR")
+    assert Path(folder).is_dir(), f"{folder} holds no run"
+    s = config.make_settings("tiny", run_dir=folder)
+    return s, runs.read_metrics(s)
+
+
+def test_the_collator_did_what_it_says_within_a_point(run):
+    s, _ = run
+    blocks, s = steps.load("blocks", s)
+    masks, _ = steps.load("eval_masks", s)
+    measured = collate.measure(blocks["test"], masks, assets.load_tokenizer(s.model))
+    expected = collate.expected_rates(s)
+    assert all(abs(measured[k] - expected[k]) < 0.01 for k in expected), measured
+
+
+def test_fine_tuning_cut_perplexity_fivefold_raised_accuracy_and_beat_the_unigram_table(run):
+    _, m = run
+    assert m["perplexity_after"] <= m["perplexity_before"] / 5
+    assert m["top1_accuracy_after"] > m["top1_accuracy_before"] and m["top1_accuracy_at_mask_after"] > 0.2
+    assert m["perplexity_after"] < m["perplexity_unigram"]
+
+
+def test_both_models_were_scored_outside_the_domain_and_both_probes_beat_the_majority_class(run):
+    _, m = run
+    assert m["perplexity_ood_after"] < m["perplexity_ood_before"]
+    assert min(m["probe_accuracy_before"], m["probe_accuracy_after"]) > m["probe_majority"]
+
+
+def test_fine_tuning_moved_the_guides_answer_up_and_the_pipeline_filled_the_mask(run):
+    _, m = run
+    rank = m["fill_mask_answer_rank"]
+    assert rank["fine-tuned"] < rank["base"]
+    assert len(m["fill_mask"]) == 3 and m["fill_mask"][0]["score"] > m["fill_mask"][-1]["score"]
+
+
+def test_the_run_folder_holds_each_notebooks_output_and_no_half_written_one(run):
+    s, m = run
+    assert {p.name for p in s.run_path.iterdir()} >= {"splits", "blocks", "eval_masks", "model", "checkpoints", "metrics.json"}
+    assert not [p for p in s.run_path.rglob(".*") if p.name != ".cache"]  # no temporary left behind
+    assert m["train_steps"] == 393 and m["model"] == runs.record(s, "model")
+    weights = assets.load_model(str(runs.path(s, "model"))).state_dict()
+    assert all(torch.isfinite(w).all() for w in weights.values())

@@ -1,0 +1,142 @@
+"""The run folder and each notebook's inputs: read when made with these settings by this code, made again when
+missing, damaged or made by other code, refused when made with other settings; nothing half-written after a crash."""
+
+import hashlib
+import json
+from pathlib import Path
+
+import pytest
+from conftest import small_run
+
+from helpers import config, runs, steps
+
+
+def test_a_missing_input_is_made_with_the_earlier_notebooks_calls_then_read(tmp_path, capsys):
+    s = config.make_settings("tiny", num_examples=200, run_dir=str(tmp_path / "run"))
+    blocks, merged = steps.load("blocks", s)
+    out = capsys.readouterr().out
+    assert "splits was missing: made it with 01_load's calls" in out and "blocks was missing" in out
+    assert (s.run_path / "splits" / "made_with.json").exists() and (s.run_path / "blocks" / "made_with.json").exists()
+    again, _ = steps.load("blocks", s)
+    assert capsys.readouterr().out == f"read {s.run_path / 'blocks'}, made by 02_preprocess\n"
+    assert again["train"]["input_ids"] == blocks["train"]["input_ids"]
+    assert set(merged.pinned) >= set(runs.DEPENDS["blocks"])  # every later input must agree with what made these
+
+
+def test_the_record_holds_the_settings_and_the_code_that_made_the_artifact(tmp_path):
+    import datasets
+    import transformers
+
+    s = small_run(tmp_path)
+    record = json.loads((s.run_path / "eval_masks" / "made_with.json").read_text())
+    assert record["settings"] == {k: getattr(s, k) for k in runs.DEPENDS["eval_masks"]}
+    import torch
+
+    files = sorted((Path(runs.__file__).parent).glob("*.py"))
+    digest = hashlib.sha256(b"".join(f.read_bytes() for f in files)).hexdigest()[:12]  # the helpers, hashed by hand
+    assert record["code"] == {"helpers": digest, "transformers": transformers.__version__,
+                              "datasets": datasets.__version__, "torch": torch.__version__.split("+")[0]}
+
+
+def test_a_notebook_carries_on_with_the_settings_its_input_was_made_with(tmp_path):
+    made = small_run(tmp_path, seed=7, block_size=64)
+    later = config.make_settings("tiny", mlm_probability=None, run_dir=made.run_dir)  # 03 lists no seed, no block size
+    _, later = steps.load("blocks", later)
+    assert (later.seed, later.block_size, later.num_examples) == (7, 64, 200)
+
+
+def test_an_input_made_with_other_settings_is_refused_with_the_fix_and_kept(tmp_path):
+    made = small_run(tmp_path, seed=7)
+    before = (made.run_path / "blocks" / "made_with.json").read_text()
+    giving_seed = config.make_settings("tiny", seed=42, run_dir=made.run_dir)  # a notebook whose cell says seed = 42
+    with pytest.raises(config.SettingsError, match=r"blocks was made with seed=7, and this notebook has seed=42: set "
+                                                   r"seed=7 in the parameters cell \(or None.*rerun the notebooks from 01_load"):
+        steps.load("blocks", giving_seed)
+    assert (made.run_path / "blocks" / "made_with.json").read_text() == before
+    _, left_open = steps.load("blocks", config.make_settings("tiny", seed=None, run_dir=made.run_dir))
+    assert left_open.seed == 7  # None: what the input was made with
+
+
+def test_what_an_input_brings_must_still_make_sense_with_the_notebooks_settings(tmp_path):
+    s = config.make_settings("tiny", source="wiki-other", ood_source="wiki-science", num_examples=200,
+                             run_dir=str(tmp_path / "run"))
+    steps.load("splits", s)  # made from the other topics, as a control would be
+    with pytest.raises(config.SettingsError, match="ood_source='wiki-other' is the corpus itself"):
+        steps.load("splits", config.make_settings("tiny", run_dir=s.run_dir))  # 05's default: the corpus itself
+
+
+def test_two_inputs_that_disagree_are_not_mixed(tmp_path):
+    import shutil
+
+    made = small_run(tmp_path)  # blocks and eval masks of 128 tokens
+    other = small_run(tmp_path / "other", block_size=64)
+    shutil.rmtree(made.run_path / "blocks")
+    shutil.copytree(other.run_path / "blocks", made.run_path / "blocks")  # as if 02 ran again with block_size 64, not 03
+    _, settings = steps.load("eval_masks", config.make_settings("tiny", run_dir=made.run_dir))
+    with pytest.raises(config.SettingsError, match="blocks was made with block_size=64, and eval_masks has block_size=128: "
+                                                   "they come from different runs: rerun 03_collate"):
+        steps.load("blocks", settings)
+
+
+def test_an_input_made_by_other_code_is_made_again_with_the_settings_it_had(tmp_path, capsys, monkeypatch):
+    s = small_run(tmp_path, block_size=64)
+    capsys.readouterr()
+    monkeypatch.setattr(runs, "CODE", {**runs.CODE, "helpers": "another"})
+    blocks, later = steps.load("blocks", config.make_settings("tiny", run_dir=s.run_dir))  # a notebook left at None
+    assert "blocks was made by other code: made it with 02_preprocess's calls" in capsys.readouterr().out
+    assert runs.record(s, "blocks")["code"]["helpers"] == "another" and later.block_size == 64
+    assert {len(ids) for ids in blocks["train"]["input_ids"]} == {64}
+
+
+def test_a_model_made_by_other_code_is_used_and_said_to_be_older(tmp_path, capsys, monkeypatch, model, tokenizer):
+    s = config.make_settings("tiny", run_dir=str(tmp_path / "run"))
+    runs.save(model, s, "model", tokenizer)
+    monkeypatch.setattr(runs, "CODE", {**runs.CODE, "helpers": "another"})
+    folder, _ = steps.load("model", s)
+    assert folder == str(s.run_path / "model") and "by older code or libraries: rerun 04_train" in capsys.readouterr().out
+
+
+def test_a_damaged_input_is_made_again_with_the_settings_it_had(tmp_path, capsys):
+    s = small_run(tmp_path, block_size=64)
+    for arrow in (s.run_path / "blocks").rglob("*.arrow"):
+        arrow.write_bytes(b"cut short")
+    capsys.readouterr()
+    blocks, _ = steps.load("blocks", config.make_settings("tiny", run_dir=s.run_dir))
+    assert "blocks was damaged (" in capsys.readouterr().out and {len(i) for i in blocks["train"]["input_ids"]} == {64}
+    (s.run_path / "blocks" / "made_with.json").write_text('["not", "a record"]')
+    assert steps.load("blocks", config.make_settings("tiny", run_dir=s.run_dir))[1].block_size == 128  # no record: missing
+
+
+def test_a_crash_while_saving_leaves_the_old_artifact_whole_and_no_temporary(tmp_path):
+    s = small_run(tmp_path)
+    before = sorted(p.name for p in (s.run_path / "blocks").rglob("*"))
+
+    class Crashing:
+        def save_to_disk(self, folder):
+            Path(folder).mkdir()
+            (Path(folder) / "half").write_text("half of it")
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        runs.save(Crashing(), s, "blocks")
+    assert sorted(p.name for p in (s.run_path / "blocks").rglob("*")) == before
+    assert not [p for p in s.run_path.iterdir() if p.name.startswith(".")]
+
+
+def test_metrics_belong_to_the_model_they_were_measured_on(tmp_path):
+    s = config.make_settings("tiny", run_dir=str(tmp_path / "run"))
+    (s.run_path / "model").mkdir(parents=True)
+    runs.write_json(s.run_path / "model" / runs.RECORD, {"settings": {"seed": 1}, "code": runs.CODE})
+    assert runs.update_metrics(s, perplexity_after=50.0)["perplexity_after"] == 50.0
+    assert runs.update_metrics(s, top1=0.3)["perplexity_after"] == 50.0  # merged
+    runs.write_json(s.run_path / "model" / runs.RECORD, {"settings": {"seed": 2}, "code": runs.CODE})  # another model
+    assert runs.read_metrics(s) == {}
+    (s.run_path / "metrics.json").write_text("{cut")
+    with pytest.raises(ValueError, match="metrics.json is damaged.*rerun 05_evaluate and 06_infer"):
+        runs.read_metrics(s)
+
+
+def test_paths_are_shown_relative_to_the_project(tmp_path):
+    root = config.project_root()
+    assert runs.shown(root / "runs" / "tiny" / "blocks") == "runs/tiny/blocks"
+    assert runs.shown(tmp_path / "run") == str(tmp_path / "run")  # outside the project: where it is
