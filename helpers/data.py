@@ -1,7 +1,5 @@
-"""01 load: a corpus from the installed Wikipedia text, the Hub or a file, split with the seed, or streamed.
-
-Every door ends in a ``datasets.Dataset`` with a text column (``settings.text_field``), so every later step sees
-the same thing.
+"""01 load: a corpus from the installed Wikipedia text, the Hub or a file, as a ``Dataset`` with a text column, split
+with the seed, or streamed.
 """
 
 from __future__ import annotations

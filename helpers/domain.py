@@ -1,8 +1,5 @@
-"""05 evaluate, part two: did fine-tuning adapt the model to the domain, and what does that buy?
-
-Both models on held-out text from outside the domain (``ood_source``); a linear probe of each encoder on a task
-built on the domain (each record's ``label_field``); and the figures ``make exercises`` measures in runs of its own
-(a control trained the same way on the other text, and fine-tuned classifiers), read back from ``try_it.json``.
+"""05 evaluate, part two: what fine-tuning on the domain changed, in it and on other text, and what it buys (a linear
+probe, and ``make exercises``' control and classifiers read back from ``try_it.json``).
 """
 
 from __future__ import annotations
@@ -23,30 +20,39 @@ from . import collate, data, preprocess
 from .config import Settings
 from .evaluate import Scores
 from .preprocess import as_text
+from .steps import GENERAL
+
+
+def held_out_text(settings: Settings) -> Dataset:
+    """The test split of ``ood_source``, split as the general stage splits it: text the general model never saw."""
+    split = dataclasses.replace(settings, seed=GENERAL["seed"], test_size=GENERAL["test_size"])
+    return data.split_corpus(data.load_out_of_domain(settings), split)["test"]
 
 
 def ood_masks(settings: Settings, tokenizer, n_blocks: int) -> Dataset:
-    """Fixed masks over ``n_blocks`` held-out blocks of the text from outside the domain, split as 01 splits the corpus
-    (same seed and test share) and drawn with the seed: ``make exercises``' control trains on the other part."""
+    """Fixed masks, drawn with the run's seed, over ``n_blocks`` blocks of ``held_out_text``."""
     other = dataclasses.replace(settings, text_field="text")  # ood_source's column, whatever the corpus's is
-    held_out = DatasetDict(test=data.split_corpus(data.load_out_of_domain(settings), settings)["test"])
-    blocks = preprocess.group_splits(preprocess.tokenize_splits(held_out, tokenizer, other), other)["test"]
+    blocks = preprocess.group_splits(preprocess.tokenize_splits(DatasetDict(test=held_out_text(settings)), tokenizer,
+                                                                other), other)["test"]
     sample = blocks.shuffle(seed=settings.seed).select(range(min(n_blocks, len(blocks))))
     return collate.make_eval_masks(sample, tokenizer, settings)
 
 
+def change(before: float, after: float) -> str:
+    """A perplexity's move in words: "fell 1.7x (83.6 to 47.9)" or "rose"."""
+    return f"{'fell' if after < before else 'rose'} {max(before, after) / min(before, after):,.2f}x ({before:,.1f} to {after:,.1f})"
+
+
 def domain_reading(scores: dict[str, Scores], ood: dict[str, Scores], source: str, ood_source: str) -> str:
-    """The two drops in words, written from them: how much of the in-domain drop also happens outside the domain."""
-    drop_in = scores["base"].perplexity / scores["fine-tuned"].perplexity
-    drop_out = ood["base"].perplexity / ood["fine-tuned"].perplexity
-    text = (f"In the domain ({source}, held out) perplexity fell {drop_in:,.1f}x; outside it ({ood_source}, held out) "
-            f"{drop_out:,.1f}x.")
-    if drop_in > drop_out > 1:
-        text += (f" Counted in log-perplexity, where drops add up, {math.log(drop_out) / math.log(drop_in):.0%} of the "
-                 f"in-domain drop also happens outside the domain; the in-domain drop is a further {drop_in / drop_out:,.1f}x "
-                 f"larger, and that part shows on the domain's text only.")
-    elif drop_out >= drop_in:
-        text += " The drop outside the domain is as large as inside it: none of it is measured on the domain's text only."
+    """Both models in the domain and on the other text, in words written from the figures: what adapting traded."""
+    down_in = scores["fine-tuned"].perplexity < scores["base"].perplexity
+    down_out = ood["fine-tuned"].perplexity < ood["base"].perplexity
+    text = (f"In the domain ({source}, held out) perplexity {change(scores['base'].perplexity, scores['fine-tuned'].perplexity)}; "
+            f"on {ood_source} (held out) it {change(ood['base'].perplexity, ood['fine-tuned'].perplexity)}.")
+    if down_in and not down_out:
+        text += " Better in the domain, worse outside it: fine-tuning traded what the model knew of other text for the domain's."
+    elif down_in and down_out:
+        text += " It improved on both: part of the drop is more training of any kind, which the control below separates."
     return text
 
 
@@ -150,23 +156,24 @@ def probe_reading(probe: dict[str, Any]) -> str:
 
 # --- make exercises' figures: the same-budget control and the fine-tuned classifiers --------------------------
 
+CONTROL = ("base", "more steps on the domain", "control: more steps on the other text")  # make exercises' rows
+
+
 def control_table(adaptation: dict[str, Any]) -> pd.DataFrame:
     """Perplexity of the base model, the domain model and the control, on held-out text in the domain and outside it."""
     return pd.DataFrame(adaptation["control"]["perplexity"]).T.round(1)
 
 
 def control_reading(adaptation: dict[str, Any]) -> str:
-    """The control against the domain model, on the domain's own text: what training gives any text, what the domain adds."""
+    """The control against the domain model: what more training gives, what the domain's own text adds."""
     c = adaptation["control"]
-    p = {name: figures["in the domain"] for name, figures in c["perplexity"].items()}
-    base, domain, control = p["base"], p["fine-tuned on the domain"], p["control: fine-tuned outside it"]
-    text = (f"On the domain's held-out text, the control ({c['steps']} steps on {c['source']} only) took perplexity from "
-            f"{base:,.1f} to {control:,.1f}, the domain model (as many steps) to {domain:,.1f}.")
-    if base > control > domain:
-        text += (f" In log-perplexity, the control reached {math.log(base / control) / math.log(base / domain):.0%} of "
-                 f"the domain model's drop without any text of the domain; the domain's own text took it a further "
-                 f"{control / domain:,.1f}x lower.")
-    return text
+    base, domain, control = (c["perplexity"][name] for name in CONTROL)
+    inside, outside = list(base)
+    return (f"{c['steps']} further steps on {c['source']} took the base model's perplexity on the domain's held-out text "
+            f"from {base[inside]:,.1f} to {control[inside]:,.1f}; as many steps on the domain took it to "
+            f"{domain[inside]:,.1f}, {control[inside] / domain[inside]:,.2f}x the control's: that much is the domain's "
+            f"own. On {c['source']}'s held-out text the control {change(base[outside], control[outside])}, the domain "
+            f"model {change(base[outside], domain[outside])}.")
 
 
 def spread(values: list[float]) -> tuple[float, float]:

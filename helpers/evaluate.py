@@ -1,8 +1,5 @@
-"""05 evaluate: perplexity and accuracy at the picked tokens of the fixed masks, beside two reference points.
-
-Perplexity is ``exp`` of the mean cross-entropy over every picked token, each counting once (05 writes the loop
-out; ``score`` is its tested copy, with top-k accuracy in the same pass). The references need no model: guessing
-uniformly over the vocabulary, and a unigram table of the training tokens, which ignores the context.
+"""05 evaluate: perplexity (``exp`` of the mean cross-entropy over every picked token, each counting once) and top-k
+accuracy on the fixed masks, beside uniform guessing and a unigram table, which need no model.
 """
 
 from __future__ import annotations

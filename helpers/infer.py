@@ -1,17 +1,17 @@
-"""06 infer: fill in the mask by hand, as ``pipeline("fill-mask")`` does, and read where the expected word ranks.
-
-``fill_mask`` returns exactly what the pipeline returns (``score, token, token_str, sequence``), so the two can be
-compared entry by entry; it takes several texts in one batch and runs the head only at the masks.
+"""06 infer: fill in the mask by hand, returning exactly what ``pipeline("fill-mask")`` returns, for several texts in
+one batch; and where the expected word ranks.
 """
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 import pandas as pd
 import torch
 
 from . import masked_head
+from .preprocess import as_text
 
 OTHER_MASKS = ("<mask>", "[MASK]")  # RoBERTa's and BERT's; a text written for one fails on the other
 
@@ -110,42 +110,38 @@ def rank_of(text: str, word: str, model, tokenizer) -> tuple[int, float] | None:
     return int((probabilities > probabilities[target]).sum()) + 1, float(probabilities[target])
 
 
-# Sentences of the domain whose blank has one right word (a single token for BERT's and RoBERTa's vocabularies).
-PROBES = (
-    ("The Milky Way is a {mask} galaxy.", "spiral"),
-    ("Water is made of hydrogen and {mask}.", "oxygen"),
-    ("The Earth orbits the {mask}.", "sun"),
-    ("An atom has a nucleus surrounded by {mask}.", "electrons"),
-    ("The heart pumps {mask} through the body.", "blood"),
-    ("The speed of {mask} in a vacuum is a universal constant.", "light"),
-    ("DNA carries the {mask} information of living things.", "genetic"),
-)
+def probe_sentences(texts: list, tokenizer, n: int = 40) -> list[tuple[str, str]]:
+    """06's rule, fixed before any answer is seen: each text's first sentence if it has 8 to 30 words, with its last
+    lower-case word of at least 5 letters that is one token as the blank; the first ``n`` texts that give one."""
+    found = []
+    for text in texts:
+        words = re.split(r"(?<=[.!?])\s+", as_text(text).strip(), maxsplit=1)[0].split()
+        for i in range(len(words) - 1, 0, -1) if 8 <= len(words) <= 30 else ():
+            word = words[i].strip(".,;:()'\"")
+            if re.fullmatch(r"[a-z]{5,}", word) and answer_id(word, tokenizer) is not None:
+                found.append((" ".join([*words[:i], words[i].replace(word, "{mask}"), *words[i + 1:]]), word))
+                break
+        if len(found) == n:
+            break
+    return found
 
 
-def probe_table(models: dict[str, Any], tokenizer, probes=PROBES) -> pd.DataFrame:
-    """Each probe's expected word, its rank and each model's first guess (no rank where the word is several tokens)."""
+def probe_table(models: dict[str, Any], tokenizer, probes: list[tuple[str, str]]) -> pd.DataFrame:
+    """Each probe's expected word, and each model's first guess and rank for it (1: first)."""
     rows = []
     for template, word in probes:
         text = with_mask(template, tokenizer)
         row = {"sentence": template.replace("{mask}", "___"), "expected": word}
         for name, model in models.items():
-            ranked = rank_of(text, word, model, tokenizer)
-            row[f"rank, {name}"] = ranked[0] if ranked else None
             row[f"first guess, {name}"] = fill_mask(text, model, tokenizer, 1)[0]["token_str"].strip()
+            row[f"rank, {name}"] = rank_of(text, word, model, tokenizer)[0]
         rows.append(row)
-    table = pd.DataFrame(rows)
-    return table.astype({c: "Int64" for c in table.columns if c.startswith("rank, ")})
+    return pd.DataFrame(rows)
 
 
 def probe_reading(table: pd.DataFrame, before: str = "base", after: str = "fine-tuned") -> str:
     """The probe table in a sentence, written from its figures."""
-    ranked = table.dropna(subset=[f"rank, {before}", f"rank, {after}"])
-    if ranked.empty:
-        return "No expected word is a single token for this tokenizer, so no rank can be read."
-    b, a = ranked[f"rank, {before}"].astype(int), ranked[f"rank, {after}"].astype(int)
-    echoes = [g for g, text in zip(table[f"first guess, {after}"], table["sentence"])
-              if g.lower() in text.lower().replace(".", " ").split() and g.lower() not in ("the", "a", "of", "and", "is")]
-    return (f"Fine-tuning moved the expected word up for {int((a < b).sum())} of {len(ranked)} sentences: the median rank "
-            f"went from {b.median():,g} to {a.median():,g}, and the {after} model ranks it first for {int((a == 1).sum())} "
-            f"(the {before} model for {int((b == 1).sum())}). In {len(echoes)} of {len(table)} the {after} model's first "
-            f"guess repeats a word of the sentence itself{' (' + ', '.join(echoes) + ')' if echoes else ''}.")
+    b, a = table[f"rank, {before}"], table[f"rank, {after}"]
+    return (f"Of {len(table)} held-out sentences, the {before} model ranks the expected word first for {int((b == 1).sum())}, "
+            f"the {after} model for {int((a == 1).sum())}; the median rank went from {b.median():,g} to {a.median():,g}, "
+            f"and fine-tuning moved the word up in {int((a < b).sum())} sentences, down in {int((a > b).sum())}.")

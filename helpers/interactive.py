@@ -1,8 +1,5 @@
-"""06 infer, hands on: a text box and a top-k slider over fill-mask, for JupyterLab and Colab.
-
-The box redraws each model's top-k bars whenever the text or the slider changes. Where no widget can
-render (``make run-all``, nbval, GitHub), the box's static view shows its first answers as bars and text;
-without ipywidgets or a kernel, the answers are printed instead.
+"""06 infer, hands on: a text box and a top-k slider over fill-mask (JupyterLab, Colab); a static view where no widget
+renders, printed answers without ipywidgets.
 """
 
 from __future__ import annotations

@@ -1,9 +1,5 @@
-"""An ``evaluate`` module: accuracy and macro-F1 of class predictions, for 05's topic probe and classifiers.
-
-The Hub's ``accuracy`` and ``f1`` metrics are scripts on the Hub (out of reach offline) and ``f1`` needs
-scikit-learn; this module ships with the course, so ``evaluate.load`` reads it from the installed package
-(``helpers.domain.label_metric``) with no network. Macro-F1 is the mean of each class's F1, every class
-counting once however rare: with imbalanced topics, accuracy alone rewards guessing the common ones.
+"""An ``evaluate`` module shipped with the course (the Hub's ``accuracy`` and ``f1`` are out of reach offline): accuracy
+and macro-F1, each class counting once however rare, for 05's probe and classifiers.
 """
 
 import datasets

@@ -1,10 +1,5 @@
-"""04 train, under the hood: the training loop ``Trainer`` runs, written out in PyTorch with ``accelerate``.
-
-The same recipe as ``Trainer``'s defaults, so that on the same batches the two give the same losses
-(tests/test_loop.py): AdamW with no weight decay on biases and LayerNorm weights, a linear learning-rate
-decay from ``get_scheduler``, gradients clipped at norm 1.0, and ``accelerate``'s seeded sampler, which
-``Trainer`` uses too. ``accelerate`` also puts the model on the GPU where there is one, and under
-``torchrun`` gives each process its share of the batches.
+"""04 train, under the hood: the loop ``Trainer`` runs, in PyTorch with ``accelerate``, with ``Trainer``'s defaults so
+the two give the same losses on the same batches (tests/test_loop.py).
 """
 
 from __future__ import annotations

@@ -1,13 +1,9 @@
 """The vocabulary head only at the picked positions, as a model class (04 train, 05 evaluate, 06 infer).
 
-A masked LM's loss reads about 15% of the positions, yet the standard forward scores every position against the
-whole vocabulary (30,522 or 50,265 columns): most of a small model's arithmetic. Running the encoder on every token
-and the head only where ``labels != -100`` gives the same loss, exactly, for a fraction of the work (Transformers'
-ModernBERT does the same with ``sparse_prediction``).
-
-``BertForMaskedLMAtMasks`` and ``RobertaForMaskedLMAtMasks`` are their family's ``...ForMaskedLM`` with that
-forward and no other change: the same weights, a standard checkpoint when saved, and, being a class, whatever wraps
-the forward goes through it (Trainer's loss, autocast, DDP, DataParallel, ``torch.compile``, pickling).
+The loss reads about 15% of the positions, yet the standard forward scores every one against the whole vocabulary.
+The encoder on every token and the head only where ``labels != -100`` give the same loss for a fraction of the work
+(as ModernBERT's ``sparse_prediction``). ``BertForMaskedLMAtMasks`` and ``RobertaForMaskedLMAtMasks`` change only the
+forward, so a checkpoint stays standard and whatever wraps the forward (Trainer, autocast, DDP) goes through it.
 """
 
 from __future__ import annotations
@@ -40,8 +36,7 @@ def logits_at(model, batch: dict[str, torch.Tensor], positions: torch.Tensor) ->
 
 
 def mean_loss(logits: torch.Tensor, targets: torch.Tensor, num_items_in_batch=None) -> torch.Tensor:
-    """Cross-entropy summed in fp32, over ``num_items_in_batch`` (Trainer's count over an accumulated step) or the
-    rows; 0, not NaN, for a batch with nothing picked."""
+    """Cross-entropy in fp32 over ``num_items_in_batch`` (Trainer's count) or the rows; 0, not NaN, with none picked."""
     total = F.cross_entropy(logits.float(), targets, reduction="sum")
     count = num_items_in_batch if num_items_in_batch is not None else targets.numel()
     return total / torch.clamp(torch.as_tensor(count, device=total.device), min=1)
@@ -57,12 +52,8 @@ class _AtMasks:
     def forward(self, input_ids=None, attention_mask=None, token_type_ids=None, position_ids=None, inputs_embeds=None,
                 encoder_hidden_states=None, encoder_attention_mask=None, labels=None, num_items_in_batch=None,
                 **kwargs) -> MaskedLMOutput:
-        """The parent's forward, with the vocabulary head only where ``labels != -100`` when there are labels.
-
-        Without labels: exactly the parent's output, logits (batch, length, vocab). With labels: ``logits`` has shape
-        **(n_labelled, vocab)**, rows in the order of ``labels[labels != -100]``, and ``loss`` equals the parent's.
-        Keyword arguments the encoder does not take raise TypeError rather than being dropped.
-        """
+        """The parent's forward; with labels, the head only where ``labels != -100``: the same loss, and ``logits``
+        of shape **(n_labelled, vocab)** in the order of ``labels[labels != -100]``."""
         encoder, head = parts(self)
         unknown = set(kwargs) - _keywords(type(encoder))
         if unknown:
@@ -108,8 +99,7 @@ CLASSES = {"bert": BertForMaskedLMAtMasks, "roberta": RobertaForMaskedLMAtMasks}
 
 
 def at_masks(model):
-    """``model`` as its family's AtMasks class, in place: it adds no weights, only the forward differs. A model of
-    another family keeps its own forward, and one line says so."""
+    """``model`` as its family's AtMasks class, in place (no new weights); another family's keeps its forward, said."""
     cls = CLASSES.get(model.config.model_type)
     if cls is None:
         print(f"the head at the picked positions is for BERT and RoBERTa only: this {model.config.model_type} keeps its own")

@@ -15,12 +15,8 @@ class BlocksError(ValueError):
 
 
 def group_texts(examples: dict[str, list[list[int]]], block_size: int) -> dict[str, list[list[int]]]:
-    """Concatenate each column and cut it into block_size pieces, dropping the remainder (02_preprocess).
-
-    The guide concatenates with ``sum(lists, [])``, which copies the growing list at every record (quadratic);
-    extending one list walks each token once, for the same blocks. Python's cycle collector is paused meanwhile:
-    thousands of new lists would set it walking every object in the process, and lists of ids hold no cycles.
-    """
+    """Concatenate each column and cut it into block_size pieces, dropping the remainder, in linear time (the guide's
+    ``sum(lists, [])`` is quadratic); the cycle collector is paused, as lists of ids hold no cycles."""
     collector_was_on = gc.isenabled()
     gc.disable()
     try:
@@ -53,20 +49,15 @@ def as_text(value: str | list[str]) -> str:
 
 
 def tokenize(examples: dict[str, list], tokenizer, text_field: str) -> dict[str, list]:
-    """02's ``preprocess_function``: a batch of records tokenized whole (no truncation: blocks come next), with each
-    token's character span, ``offset_mapping``, which whole-word masking reads word boundaries from."""
+    """02's ``preprocess_function``: records tokenized whole (blocks come next), with ``offset_mapping`` for whole words."""
     texts = [as_text(t) for t in examples[text_field]]
     tokens = tokenizer(texts, return_offsets_mapping=True, verbose=False)  # verbose: no warning for long records
     return word_offsets(tokens, texts)
 
 
 def word_offsets(tokens, texts: list[str]):
-    """``tokens`` with offsets that show byte-level BPE's words as WordPiece's show (no change for WordPiece).
-
-    The collator starts a word at each token that does not start where the previous one ended. A token starting
-    inside the previous one's span (the second byte of "é") is moved to start where it ends, and a token of white
-    space alone (a newline) is made empty, so that it joins the word before it rather than gluing two words.
-    """
+    """``tokens`` with byte-level BPE's offsets made to mark words as WordPiece's do: a token starting inside the
+    previous one (the second byte of "é") starts where it ends, and one of white space alone is made empty."""
     adjusted = []
     for spans, text in zip(tokens["offset_mapping"], texts):
         joined, end = [], 0
@@ -81,8 +72,7 @@ def word_offsets(tokens, texts: list[str]):
 
 
 def workers(n_records: int) -> int | None:
-    """Processes for tokenizing: the machine's cores for a large corpus, none below a thousand records (starting
-    them costs more); each record is tokenized alone, so the tokens are the same on any number."""
+    """Processes for tokenizing: the cores for a large corpus, none below 1,000 records; the tokens do not depend on it."""
     return min(os.cpu_count() or 1, 8) if n_records >= 1_000 else None
 
 
@@ -94,8 +84,7 @@ def tokenize_splits(splits: DatasetDict, tokenizer, settings: Settings) -> Datas
 
 
 def group_splits(tokens: DatasetDict, settings: Settings) -> DatasetDict:
-    """Every tokenized split cut into blocks (02_preprocess), in one process: each batch of 1,000 records drops its
-    own remainder, so worker processes, each with its own batches, would make the blocks depend on the machine."""
+    """Every split cut into blocks in one process: each batch drops its remainder, so workers would change the blocks."""
     blocks = tokens.map(group_texts, batched=True, fn_kwargs={"block_size": settings.block_size}, desc="Grouping")
     empty = [name for name, split in blocks.items() if len(split) == 0]
     if empty:

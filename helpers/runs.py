@@ -1,9 +1,5 @@
-"""The run folder, ``runs/<profile>/``: what each notebook saves for the next, and what made it (every notebook).
-
-``splits`` (01), ``blocks`` (02), ``eval_masks`` (03) and ``model`` (04) are each written under a temporary name and
-renamed into place when complete, so a crash never leaves half of one. Beside the files, ``made_with.json`` records
-the settings the artifact depends on and the code that made it: the course's files and the libraries' versions.
-``steps.load`` reads it back, so that no notebook uses an artifact made with other settings or by other code.
+"""The run folder, ``runs/<profile>/``: what each notebook saves for the next, whole or not at all, with a
+``made_with.json`` of the settings and the code (the course's files, the libraries' versions) that made it.
 """
 
 from __future__ import annotations
@@ -26,7 +22,7 @@ DEPENDS = {
     "splits": SPLIT,
     "blocks": (*SPLIT, "model", "block_size"),
     "eval_masks": (*SPLIT, "model", "block_size", "mlm_probability", "whole_word_mask", "streaming"),
-    "model": (*SPLIT, "model", "block_size", "mlm_probability", "whole_word_mask", "streaming", "learning_rate",
+    "model": (*SPLIT, "model", "general_stage", "ood_source", "block_size", "mlm_probability", "whole_word_mask", "streaming", "learning_rate",
               "num_train_epochs", "batch_size", "weight_decay", "masked_head", "precision", "max_steps"),
 }
 MADE_BY = {"splits": "01_load", "blocks": "02_preprocess", "eval_masks": "03_collate", "model": "04_train"}
@@ -50,9 +46,11 @@ CODE = code_version()
 
 
 def shown(path: str | Path) -> str:
-    """A path as the notebooks print it: relative to the project (where a run folder is, by default)."""
+    """A path as the notebooks print it: relative to the project (where a run folder is, by default), or to home."""
     path = Path(path).resolve()
-    return str(path.relative_to(project_root())) if path.is_relative_to(project_root()) else str(path)
+    if path.is_relative_to(project_root()):
+        return str(path.relative_to(project_root()))
+    return f"~/{path.relative_to(Path.home())}" if path.is_relative_to(Path.home()) else str(path)
 
 
 def path(settings: Settings, name: str) -> Path:
@@ -77,7 +75,8 @@ def atomic(target: Path) -> Iterator[Path]:
 
 
 def made_with(settings: Settings, name: str) -> dict[str, Any]:
-    return {"settings": {k: getattr(settings, k) for k in DEPENDS[name]}, "code": CODE}
+    keys = [k for k in DEPENDS[name] if k != "ood_source" or settings.general_stage]  # the general stage's text
+    return {"settings": {k: getattr(settings, k) for k in keys}, "code": CODE}
 
 
 def save(thing: Any, settings: Settings, name: str, tokenizer=None) -> Path:

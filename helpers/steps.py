@@ -1,18 +1,16 @@
 """Each notebook's inputs, read from the run folder or made with the earlier notebooks' calls: so any notebook runs alone.
 
-``load("blocks", settings)`` gives 02's blocks and the settings that made them, with the notebook's own on top:
-
-- the run folder holds them: every setting the notebook pinned (gave a value in its parameters cell, or took from
-  another input) must agree with what made them, else it is refused with the fix, never mixed in; then they are read;
-- they are missing, damaged, or made by other code: they are made again with 02's calls (and 01's before them), with
-  the settings they had, and one line says so. A model made by other code is used, and said to be older.
-
-``python -m helpers.train`` (``main``) is notebook 04 unattended, on the same inputs, also under ``torchrun``.
+``load("blocks", settings)`` reads 02's blocks when every setting the notebook pinned agrees with what made them (a
+clash is refused with the fix); missing, damaged or made by other code, they are made again with the settings they had.
+A model made by other code is used, and said to be older. ``main`` is ``python -m helpers.train``: 04 unattended.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import hashlib
+import json
+import math
 import os
 import sys
 import time
@@ -51,8 +49,7 @@ def load(name: str, settings: Settings) -> tuple[Any, Settings]:
 
 
 def pinned(settings: Settings, values: dict[str, Any], source: str) -> Settings:
-    """``settings`` with ``values`` (what made the artifact ``source``) in place and pinned: every later input must
-    agree with them. A value already pinned otherwise (by the notebook's parameters, or another input) is refused."""
+    """``settings`` with ``values`` (what made ``source``) pinned in place; a value pinned otherwise is refused."""
     clash = {k: v for k, v in values.items() if k in settings.pinned and v != getattr(settings, k)}
     if clash:
         made = ", ".join(f"{k}={v!r}" for k, v in clash.items())
@@ -95,9 +92,36 @@ def _eval_masks(s: Settings) -> tuple[Any, Settings]:
     return collate.make_eval_masks(test_blocks, tokenizer, s), pinned(s, runs.made_with(s, "eval_masks")["settings"], "eval_masks")
 
 
+# The general stage's recipe: the tiny profile's, one pass over the general text, split with a seed of its own (05
+# holds out the same records whatever the run's seed), so one general model serves every run of a model and text.
+GENERAL = {"num_train_epochs": 1.0, "seed": 42, "test_size": 0.2}
+
+
+def general_run(settings: Settings) -> Settings:
+    """The general stage's run: ``model`` trained with ``GENERAL`` on ``ood_source``'s training split, in the cache."""
+    general = make_settings("tiny", model=settings.model, general_stage=False, source=settings.ood_source,
+                            ood_source=settings.source, text_field="text", label_field="", **GENERAL)
+    key = hashlib.sha256(json.dumps(runs.made_with(general, "model")["settings"], sort_keys=True).encode()).hexdigest()
+    return dataclasses.replace(general, run_dir=str(assets.CACHE / f"general-{key[:10]}"))
+
+
+def base_model(settings: Settings) -> str:
+    """Where fine-tuning starts: the general model (made once, again for other code), or without it the model's own."""
+    if not settings.general_stage:
+        return assets.model_path(settings.model)
+    general = general_run(settings)
+    found = runs.record(general, "model")
+    if found != runs.made_with(general, "model") and int(os.environ.get("WORLD_SIZE", "1")) > 1:
+        raise SettingsError("the general model is not made yet: make it in one process first (run 04_train, or "
+                            "python -m helpers.train --max_steps 1 --run_dir runs/scratch), then launch the processes")
+    if found != runs.made_with(general, "model"):
+        print(f"the general model is {'missing' if found is None else 'older'}: making it in {runs.shown(general.run_path)}")
+        train_model(dataclasses.replace(general, retrain=found is not None))
+    return str(runs.path(general, "model"))
+
+
 def train_model(settings: Settings) -> tuple[str, Settings]:
-    """Notebook 04 in one call: its inputs, ``Trainer`` with the same arguments, resumed where a run stopped, the model
-    saved (and pushed, with ``push_to_hub``). Under ``torchrun`` each process trains on its share of every batch."""
+    """Notebook 04 in one call, resumed where a run stopped and saved (pushed with ``push_to_hub``); also under torchrun."""
     train.check_launcher()
     tokenizer = assets.load_tokenizer(settings.model)
     eval_masks, settings = load("eval_masks", settings)
@@ -106,15 +130,17 @@ def train_model(settings: Settings) -> tuple[str, Settings]:
         train_blocks = preprocess.stream_blocks(stream, tokenizer, settings).shuffle(seed=settings.seed, buffer_size=10_000)
     else:
         train_blocks = load("blocks", settings)[0]["train"]
-    model = assets.load_model(settings.model, at_masks=settings.masked_head)
+    model = assets.load_model(base_model(settings), at_masks=settings.masked_head)
     trainer = train.make_trainer(settings, model, tokenizer, train_blocks, eval_masks)
     first = trainer.is_world_process_zero()
     checkpoint = train.last_checkpoint(settings) if first else None  # the first process settles the folder
     trainer.accelerator.wait_for_everyone()
     checkpoint = checkpoint if first else train.last_checkpoint(settings)
-    print(f"before training: evaluation loss {trainer.evaluate()['eval_loss']:.3f}")  # as 04 does, before train()
+    before = trainer.evaluate()["eval_loss"]  # as 04 does, before train()
     output = trainer.train(resume_from_checkpoint=checkpoint)
     train.save(trainer, settings, checkpoint, output)
+    after = trainer.evaluate()["eval_loss"]
+    print(f"perplexity on the fixed masks: {math.exp(before):,.1f} before training, {math.exp(after):,.1f} after")
     if settings.push_to_hub and first:
         train.push(settings)
     return str(runs.path(settings, "model")), settings

@@ -1,8 +1,5 @@
-"""An ``evaluate`` module: top-k accuracy of ranked guesses, for the picked-token accuracy of 05 evaluate.
-
-The Hub's ``accuracy`` metric compares one prediction per item and is a script on the Hub, out of reach
-offline; this module takes each item's ranked guesses and ships with the course, so ``evaluate.load``
-reads it from the installed package (``helpers.evaluate.accuracy_metric``) with no network.
+"""An ``evaluate`` module shipped with the course (the Hub's ``accuracy`` is out of reach offline, and takes one guess):
+top-k accuracy of ranked guesses, for 05.
 """
 
 import datasets

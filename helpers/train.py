@@ -27,9 +27,7 @@ from .config import Settings, SettingsError
 
 
 class _ResumeNoise(logging.Filter):
-    """Drops two warnings Trainer gives every resumed run of the course, both wrong here: the head's decoder weights
-    "missing" from a checkpoint (they are tied to the embeddings, which it holds), and save and logging steps given as
-    fractions of the run "not matching" the step counts the checkpoint recorded for them."""
+    """Drops Trainer's wrong warnings on resume: tied decoder weights "missing", fractional save steps "not matching"."""
 
     def filter(self, record: logging.LogRecord) -> bool:
         message = record.getMessage()
@@ -47,8 +45,7 @@ for _name in ("transformers.trainer", "transformers.trainer_utils"):
 
 
 def precision(settings: Settings) -> dict[str, bool]:
-    """``bf16``/``fp16`` from ``settings.precision``: "auto" is bf16 on a GPU that has it, fp16 on an older one, fp32
-    on a CPU (where ``make bench`` measured bf16 to gain little on the tiny model)."""
+    """``bf16``/``fp16`` from ``precision``: "auto" is bf16 or fp16 on a GPU, fp32 on a CPU (bf16 gains little there)."""
     chosen = settings.precision
     if chosen == "auto":
         chosen = "fp32" if not torch.cuda.is_available() else "bf16" if torch.cuda.is_bf16_supported() else "fp16"
@@ -120,12 +117,8 @@ def _step(checkpoint: Path) -> int:
 
 
 def last_checkpoint(settings: Settings) -> str | None:
-    """The newest complete checkpoint in the run folder, to resume from when it was made with these settings and
-    this code: an interrupted run goes on, a finished one is loaded (None: train from the start).
-
-    Checkpoints of a finished run with other settings are removed; those of an interrupted one are kept and refused
-    with the fix, unless ``retrain`` is set.
-    """
+    """The newest complete checkpoint made with these settings and code, to resume from (None: from the start);
+    a finished run's of other settings are removed, an interrupted one's refused with the fix unless ``retrain``."""
     folder = runs.path(settings, "checkpoints")
     complete = sorted((c for c in folder.glob("checkpoint-*") if (c / "trainer_state.json").exists()), key=_step)
     same = runs.record(settings, "checkpoints") == runs.made_with(settings, "model")
@@ -146,9 +139,8 @@ def last_checkpoint(settings: Settings) -> str | None:
 
 
 def save(trainer: Trainer, settings: Settings, checkpoint: str | None, output) -> None:
-    """The trained model into the run folder (the first process only), and the training time into ``metrics.json``;
-    a run that only loaded its finished last checkpoint keeps the figures it had. (Resuming a run that ended on
-    ``max_steps`` within an epoch, Trainer takes one step more; its learning rate has decayed to 0 by then.)"""
+    """The model into the run folder (first process only) and the training time into ``metrics.json``, unless the
+    run only loaded its finished last checkpoint (where Trainer may take one more step, at learning rate 0)."""
     if trainer.is_world_process_zero():
         runs.save(trainer.model, settings, "model", trainer.processing_class)
         if not checkpoint or _step(Path(checkpoint)) < trainer.state.max_steps:
@@ -162,11 +154,7 @@ class PushError(RuntimeError):
 
 
 def push(settings: Settings, api=None) -> str:
-    """Upload the saved model folder (weights, config, tokenizer; never the checkpoints) to ``hub_repository``.
-
-    Not ``Trainer.push_to_hub``, which names the repository after ``output_dir`` and uploads the checkpoints.
-    ``api`` stands in for ``huggingface_hub.HfApi`` in tests.
-    """
+    """Upload the saved model folder, not the checkpoints (as ``Trainer.push_to_hub`` would); ``api``: a test's HfApi."""
     folder = runs.path(settings, "model")
     if api is None:
         from huggingface_hub import HfApi

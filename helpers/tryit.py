@@ -1,19 +1,24 @@
-"""The measured answers of the notebooks' ``## Try it`` exercises, folded, from ``try_it.json`` (every notebook).
-
-Each exercise's question and change are the notebook's own markdown; its answer is a short template here, filled
-with what ``make exercises`` (``scripts/exercises.py``) measured by training and scoring each variant. ``{b[...]}``
-is the unchanged run's figures, ``{r[...]}`` the exercise's own run's, ``{x[...]}`` the figures needing no training.
+"""The ``## Try it`` exercises: their measured answers, folded, from ``try_it.json``, and their short variants that train
+in the kernel. ``make exercises`` (``scripts/exercises.py``) measures both with the code here.
 """
 
 from __future__ import annotations
 
 import json
+import os
+import time
 from pathlib import Path
 from typing import Any
 
+import pandas as pd
 from IPython.display import Markdown
 
+from . import assets, collate, evaluate, runs, steps
+from .config import Settings, make_settings
+
 MEASURED = Path(__file__).with_name("try_it.json")
+SHORT = {"num_examples": 300, "max_steps": 40}  # a variant in the kernel: about a minute on 2 CPU cores
+SKIP = "COURSE_SKIP_TRY_IT"  # set by make run-all and nbval, which leave the training exercises to the learner
 
 ANSWERS = {  # exercise -> (the run it trains, or None; its answer)
     "seed": ("seed", "Perplexity {r[perplexity_after]:.1f} against {b[perplexity_after]:.1f} with seed 42, top-1 "
@@ -32,8 +37,7 @@ ANSWERS = {  # exercise -> (the run it trains, or None; its answer)
                    "{b[perplexity_after]:.1f} for token masking on token masks: two different tasks, so the figures do "
                    "not compare. The table above scores both models on both kinds of masks."),
     "guide_lr": ("guide_lr", "Perplexity {r[perplexity_after]:.1f} after {r[train_steps]} steps at 2e-5, against "
-                 "{b[perplexity_after]:.1f} at 5e-4: the guide's rate suits an 82M-parameter model that already fills in "
-                 "words; this tiny one must relearn it in a few hundred steps."),
+                 "{b[perplexity_after]:.1f} at 5e-4, from {b[perplexity_before]:.1f} before fine-tuning."),
     "standard_head": ("standard_head", "Training took {r[train_seconds]:.0f} s against {b[train_seconds]:.0f} s "
                       "({x[standard_head_ratio]:.1f}x longer, one run each), for perplexity {r[perplexity_after]:.1f} "
                       "against {b[perplexity_after]:.1f}: the same training, computed a slower way."),
@@ -44,6 +48,38 @@ ANSWERS = {  # exercise -> (the run it trains, or None; its answer)
     "water": (None, "The fine-tuned model's first three: {x[water_top3]}; \"oxygen\" ranks {x[water_rank]} (base model: "
               "{x[water_rank_base]:,})."),
 }
+
+
+def figures(settings: Settings) -> dict[str, Any]:
+    """Train with ``settings`` as 04 does (``steps.train_model``), then what the notebooks show of the run."""
+    start = time.perf_counter()
+    model_dir, settings = steps.train_model(settings)
+    blocks, _ = steps.load("blocks", settings)
+    masks, _ = steps.load("eval_masks", settings)
+    before = evaluate.score(assets.load_model(steps.base_model(settings), at_masks=True), masks)
+    after = evaluate.score(assets.load_model(model_dir, at_masks=True), masks)
+    metrics = runs.read_metrics(settings)
+    return {"perplexity_before": before.perplexity, "perplexity_after": after.perplexity, "top1_after": after.accuracy[1],
+            "top5_after": after.accuracy[5], "train_blocks": len(blocks["train"]), "train_steps": metrics["train_steps"],
+            "train_seconds": metrics["train_seconds"], "seconds": round(time.perf_counter() - start),
+            "picked": collate.measure(blocks["test"], masks, assets.load_tokenizer(settings.model))["picked"]}
+
+
+def short_settings(settings: Settings, **change: Any) -> Settings:
+    """This run's recipe, ``SHORT``, with ``change`` on top, in a run folder of its own under ``<run folder>/try``."""
+    recipe = {k: getattr(settings, k) for k in runs.DEPENDS["model"]}
+    folder = "-".join(f"{k}-{v}" for k, v in change.items()) or "recipe"
+    return make_settings(settings.profile, **{**recipe, **SHORT, **change}, run_dir=str(settings.run_path / "try" / folder))
+
+
+def short_run(settings: Settings, **change: Any) -> pd.DataFrame | Markdown:
+    """The exercise in the kernel: this run's recipe and the ``change``, each trained short with 04's calls, side by side."""
+    if os.environ.get(SKIP):
+        return Markdown("*(An unattended run skips this cell: run it here, in about a minute.)*")
+    rows = {name: figures(short_settings(settings, **extra)) for name, extra in
+            (("this run's recipe", {}), (", ".join(f"{k}={v}" for k, v in change.items()), change))}
+    columns = ["perplexity_before", "perplexity_after", "top1_after", "train_blocks", "train_steps", "train_seconds"]
+    return pd.DataFrame(rows).T[columns].rename_axis(f"{SHORT['max_steps']} steps on {SHORT['num_examples']} records")
 
 
 def read(path: Path | None = None) -> dict[str, Any] | None:
@@ -57,8 +93,14 @@ def answer(name: str) -> Markdown:
     run, template = ANSWERS[name]
     measured = read()
     try:
-        runs = measured["runs"]
-        text = template.format(b=runs["baseline"], r=runs.get(run, {}), x=measured["extras"])
+        trained = measured["runs"]
+        text = template.format(b=trained["baseline"], r=trained.get(run, {}), x=measured["extras"])
+        if name in measured.get("short", {}):
+            s, b = measured["short"][name], measured["short"]["recipe"]
+            text += (f" In the kernel ({SHORT['max_steps']} steps on {SHORT['num_examples']} records, each run scored on "
+                     f"its own held-out fifth: a small sample): perplexity {s['perplexity_after']:.1f} against "
+                     f"{b['perplexity_after']:.1f} without the change (from {b['perplexity_before']:.1f} before training); "
+                     f"training {s['train_seconds']:.0f} s against {b['train_seconds']:.0f} s.")
         text += f" *(`make exercises`, {measured['profile']} profile, {measured['machine']}, {measured['date']})*"
     except (KeyError, TypeError):
         text = "(not measured yet: run `make exercises`)"
@@ -67,8 +109,6 @@ def answer(name: str) -> Markdown:
 
 def masking_comparison():
     """03: the token-masking and the whole-word model, each scored on both kinds of masks (rows: how it was trained)."""
-    import pandas as pd
-
     measured = read() or {}
     found = measured.get("extras", {}).get("masking")
     if not found:

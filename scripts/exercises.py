@@ -3,7 +3,7 @@
 One model trained and scored per change of the tiny profile, in scratch run folders, with the calls the notebooks
 make (``steps.train_model`` is 04's training); the notebooks render the figures (``helpers/tryit.py``).
 
-    python -m scripts.exercises                            # about 15 minutes on 2 CPU cores
+    python -m scripts.exercises                            # about 25 minutes on 2 CPU cores
     python -m scripts.exercises --adaptation-only          # 05's control and classifiers only
     python -m scripts.exercises -p num_examples 300 -p max_steps 3 --out /tmp/quick.json   # a quick rehearsal
 """
@@ -32,29 +32,22 @@ RUNS: dict[str, dict[str, Any]] = {  # one trained and scored model each: its ch
     "one_epoch": {"num_train_epochs": 1}, "guide_lr": {"learning_rate": 2e-5}, "standard_head": {"masked_head": False},
     "whole_word": {"whole_word_mask": True},
 }
+# the exercises' variants in the kernel, as the notebooks call tryit.short_run(settings, **change)
+SHORT_RUNS: dict[str, dict[str, Any]] = {"recipe": {}, "seed": {"seed": 1}, "block_size": {"block_size": 64},
+                                         "mlm_probability": {"mlm_probability": 0.3}, "guide_lr": {"learning_rate": 2e-5},
+                                         "standard_head": {"masked_head": False}, "one_epoch": {"max_steps": 13}}
 
 
-def figures(settings: config.Settings) -> dict[str, Any]:
-    """Train with ``settings`` as 04 does, then what the notebooks show of the run."""
-    start = time.perf_counter()
-    model_dir, settings = steps.train_model(settings)
-    blocks, _ = steps.load("blocks", settings)
-    masks, _ = steps.load("eval_masks", settings)
-    tokenizer = assets.load_tokenizer(settings.model)
-    before = evaluate.score(assets.load_model(settings.model, at_masks=True), masks)
-    after = evaluate.score(assets.load_model(model_dir, at_masks=True), masks)
-    metrics = runs.read_metrics(settings)
-    return {"perplexity_before": before.perplexity, "perplexity_after": after.perplexity, "top1_after": after.accuracy[1],
-            "top5_after": after.accuracy[5], "train_blocks": len(blocks["train"]), "train_steps": metrics["train_steps"],
-            "train_seconds": metrics["train_seconds"], "picked": collate.measure(blocks["test"], masks, tokenizer)["picked"],
-            "seconds": round(time.perf_counter() - start)}
+def measure_short(root: Path, overrides: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    s = config.make_settings("tiny", **{**overrides, "run_dir": str(root / "baseline")})
+    return {name: tryit.figures(tryit.short_settings(s, **change)) for name, change in SHORT_RUNS.items()}
 
 
 def measure_runs(root: Path, names: list[str], overrides: dict[str, Any]) -> dict[str, dict[str, Any]]:
     measured = {}
     for name in names:
         print(f"[{name}] {RUNS[name] or 'the tiny profile as it is'}", flush=True)
-        measured[name] = figures(config.make_settings("tiny", **{**RUNS[name], **overrides, "run_dir": str(root / name)}))
+        measured[name] = tryit.figures(config.make_settings("tiny", **{**RUNS[name], **overrides, "run_dir": str(root / name)}))
         print(f"[{name}] perplexity {measured[name]['perplexity_after']:.1f} ({measured[name]['seconds']} s)", flush=True)
     return measured
 
@@ -73,7 +66,7 @@ def extras(root: Path, measured: dict[str, Any], overrides: dict[str, Any]) -> d
     other = collate.make_eval_masks(blocks["test"], tokenizer, dataclasses.replace(s, seed=1))
     picked, picked_too = (torch.tensor(m["labels"]) != collate.IGNORE for m in (masks, other))
     finetuned = assets.load_model(str(runs.path(s, "model")), at_masks=True)
-    base = assets.load_model(s.model, at_masks=True)
+    base = assets.load_model(steps.base_model(s), at_masks=True)
     harder = collate.make_eval_masks(blocks["test"], tokenizer, dataclasses.replace(s, mlm_probability=0.3))
     water = infer.with_mask("Water is made of hydrogen and {mask}.", tokenizer)
     found = {"block_600_error": block_600_error,
@@ -101,19 +94,19 @@ def extras(root: Path, measured: dict[str, Any], overrides: dict[str, Any]) -> d
 # --- 05's part two: the same-budget control and the fine-tuned classifiers ---------------------------------------
 
 def control(s: config.Settings, train_steps: int, root: Path) -> dict[str, Any]:
-    """A second model, the same recipe and number of steps, trained on the other text's training split (as
-    ``domain.ood_masks`` splits it), then the base, the domain model and the control on held-out text of both kinds."""
-    every_record = len(data.load_out_of_domain(s))
-    recipe = {k: getattr(s, k) for k in runs.DEPENDS["model"] if k not in runs.SPLIT}
-    other = config.make_settings("tiny", **{**recipe, "max_steps": train_steps}, seed=s.seed, test_size=s.test_size,
-                                 source=s.ood_source, ood_source=s.source, text_field="text", num_examples=every_record,
-                                 label_field="", run_dir=str(root / "control"))
+    """The base model trained as many further steps, with the same recipe, on the other text's training split (as the
+    general stage splits it), then the base, the domain model and the control on held-out text of both kinds."""
+    base = steps.base_model(s)
+    recipe = {k: getattr(s, k) for k in runs.DEPENDS["model"] if k not in (*runs.SPLIT, "model", "general_stage", "ood_source")}
+    other = config.make_settings("tiny", **{**recipe, "max_steps": train_steps}, model=base, general_stage=False,
+                                 seed=steps.GENERAL["seed"], test_size=steps.GENERAL["test_size"],  # its split
+                                 source=s.ood_source, ood_source=s.source,
+                                 text_field="text", label_field="", run_dir=str(root / "control"))
     control_dir, _ = steps.train_model(other)
     tokenizer = assets.load_tokenizer(s.model)
     masks = {"in the domain": steps.load("eval_masks", s)[0]}
-    masks["outside it"] = domain.ood_masks(s, tokenizer, len(masks["in the domain"]))
-    models = {"base": s.model, "fine-tuned on the domain": str(runs.path(s, "model")),
-              "control: fine-tuned outside it": control_dir}
+    masks["on the other text"] = domain.ood_masks(s, tokenizer, len(masks["in the domain"]))
+    models = dict(zip(domain.CONTROL, (base, str(runs.path(s, "model")), control_dir)))
     return {"perplexity": {name: {kind: evaluate.score(assets.load_model(path, at_masks=True), m, top_k=()).perplexity
                                   for kind, m in masks.items()} for name, path in models.items()},
             "steps": train_steps, "source": s.ood_source}
@@ -162,7 +155,7 @@ def classifier(encoder: str, splits, s: config.Settings, seed: int, per_class: i
 
 def classifiers(s: config.Settings) -> dict[str, Any]:
     splits, s = steps.load("splits", s)
-    encoders = {"base encoder": s.model, "adapted encoder": str(runs.path(s, "model"))}
+    encoders = {"base encoder": steps.base_model(s), "adapted encoder": str(runs.path(s, "model"))}
     found: dict[str, Any] = {}
     for regime, how in REGIMES.items():
         found[regime] = {}
@@ -202,7 +195,7 @@ def main(argv: list[str] | None = None) -> int:
         else:
             trained = measure_runs(root, list(RUNS), overrides)
             measured = {"profile": "tiny", "overrides": overrides, "machine": machine(), "date": time.strftime("%Y-%m-%d"),
-                        "runs": trained, "extras": extras(root, trained, overrides),
+                        "runs": trained, "short": measure_short(root, overrides), "extras": extras(root, trained, overrides),
                         "adaptation": adaptation(root, trained, overrides)}
     runs.write_json(args.out, measured)
     print(f"wrote {runs.shown(args.out)}")

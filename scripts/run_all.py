@@ -20,7 +20,8 @@ from typing import Any
 from helpers import config, runs
 
 NOTEBOOKS = ("01_load", "02_preprocess", "03_collate", "04_train", "05_evaluate", "06_infer")
-QUIET = {"TQDM_DISABLE": "1", "HF_DATASETS_DISABLE_PROGRESS_BARS": "1", "HF_HUB_DISABLE_PROGRESS_BARS": "1"}
+QUIET = {"TQDM_DISABLE": "1", "HF_DATASETS_DISABLE_PROGRESS_BARS": "1", "HF_HUB_DISABLE_PROGRESS_BARS": "1",
+         "COURSE_SKIP_TRY_IT": "1"}  # and the Try it variants that train: the learner runs them
 
 
 def listed(name: str) -> set[str]:

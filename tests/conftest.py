@@ -35,7 +35,7 @@ def model():
 
 @pytest.fixture
 def settings(tmp_path):
-    return config.make_settings("tiny", run_dir=str(tmp_path / "run"))
+    return config.make_settings("tiny", general_stage=False, run_dir=str(tmp_path / "run"))
 
 
 SENTENCES = [
@@ -60,5 +60,5 @@ def text_file(tmp_path):
 
 def small_run(tmp_path, **overrides) -> config.Settings:
     """A run folder holding notebooks 01-03's artifacts for 200 Wikipedia summaries, made by ``steps.load``."""
-    s = config.make_settings("tiny", num_examples=200, run_dir=str(tmp_path / "run"), **overrides)
+    s = config.make_settings("tiny", num_examples=200, run_dir=str(tmp_path / "run"), **{"general_stage": False, **overrides})
     return steps.load("eval_masks", s)[1]

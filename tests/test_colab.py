@@ -41,3 +41,9 @@ def test_the_colab_cell_installs_the_helpers_from_a_clean_clone(tmp_path):
     where, records, mask = ran.stdout.split()
     assert where.startswith(str(venv)) and "site-packages" in where  # the installed copy, not this checkout
     assert (records, mask) == ("3216", "[MASK]")
+    # the Try it exercises' full-size form where there is no Makefile: 04's training as a command, from anywhere
+    trained = subprocess.run([python, "-m", "helpers.train", "--general_stage", "false", "--num_examples", "100",
+                              "--max_steps", "2", "--run_dir", "runs/try"], cwd=tmp_path, capture_output=True, text=True,
+                             timeout=600, env={"PATH": "/usr/bin:/bin", "HF_HUB_OFFLINE": "1", "HOME": str(tmp_path)})
+    assert trained.returncode == 0, trained.stderr[-3000:]
+    assert "perplexity on the fixed masks" in trained.stdout and (tmp_path / "runs" / "try" / "model").is_dir()

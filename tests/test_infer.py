@@ -65,8 +65,18 @@ def test_rank_of_is_the_place_in_a_hand_sort(model, tokenizer):
     assert infer.rank_of(text, "electromagnetism", model, tokenizer) is None  # several pieces: no rank
 
 
+def test_probe_sentences_follow_the_stated_rule(tokenizer):
+    texts = ["Too short to use here.",  # under 8 words
+             "The Earth turns around the sun once every year. A second sentence is never used.",
+             "Photosynthesis turns light, water and carbon dioxide into sugar and (oxygen).", "Ignored: n=2 found already."]
+    assert infer.answer_id("year", tokenizer) is not None  # four letters: too short to be picked, though one token
+    assert infer.probe_sentences(texts, tokenizer, n=2) == [  # the last lower-case word of 5+ letters and one token
+        ("The Earth turns around the sun once {mask} year.", "every"),
+        ("Photosynthesis turns light, water and carbon dioxide into sugar and ({mask}).", "oxygen")]
+
+
 def test_the_probe_table_and_its_reading(model, tuned, tokenizer):
-    table = infer.probe_table({"base": model, "fine-tuned": tuned}, tokenizer)
+    table = infer.probe_table({"base": model, "fine-tuned": tuned}, tokenizer, [("The Milky Way is a {mask} galaxy.", "spiral")])
     first = table.iloc[0]
     assert first["expected"] == "spiral" and first["rank, fine-tuned"] < first["rank, base"]
     inputs = tokenizer(infer.with_mask(TEXT, tokenizer), return_tensors="pt")
@@ -74,8 +84,7 @@ def test_the_probe_table_and_its_reading(model, tuned, tokenizer):
         logits = tuned(**inputs).logits[0, (inputs["input_ids"][0] == tokenizer.mask_token_id).nonzero()[0, 0]]
     assert first["first guess, fine-tuned"] == tokenizer.decode([int(logits.argmax())]).strip()
     text = infer.probe_reading(table)
-    ranked = table.dropna()
-    assert f"for {int((ranked['rank, fine-tuned'] < ranked['rank, base']).sum())} of {len(ranked)} sentences" in text
+    assert f"the fine-tuned model for {int(first['rank, fine-tuned'] == 1)};" in text and "up in 1 sentences" in text
 
 
 def test_side_by_side_puts_each_models_tokens_and_scores_in_columns(model, tuned, tokenizer):

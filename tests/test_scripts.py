@@ -93,13 +93,17 @@ def test_few_labels_draws_that_many_of_each_class_with_the_seed():
 def test_the_measured_answers_render_from_the_file_folded(tmp_path, monkeypatch):
     measured = {"profile": "tiny", "machine": "M", "date": "D", "extras": {"mask_overlap": 0.146},
                 "runs": {"baseline": {"perplexity_after": 49.0, "top1_after": 0.35},
-                         "seed": {"perplexity_after": 50.5, "top1_after": 0.344}}}
+                         "seed": {"perplexity_after": 50.5, "top1_after": 0.344}},
+                "short": {"recipe": {"perplexity_before": 80.0, "perplexity_after": 70.2, "train_seconds": 9.6},
+                          "seed": {"perplexity_after": 71.04, "train_seconds": 10.4}}}
     path = tmp_path / "try_it.json"
     path.write_text(json.dumps(measured))
     monkeypatch.setattr(tryit, "MEASURED", path)
     text = tryit.answer("seed").data
     assert text.startswith("<details><summary>What it measured</summary>") and text.endswith("</details>")
     assert "Perplexity 50.5 against 49.0 with seed 42, top-1 accuracy 34.4% against 35.0%" in text
+    assert ("perplexity 71.0 against 70.2 without the change (from 80.0 before training); training 10 s against 10 s."
+            in text)
     assert "Only 14.6% of these positions" in tryit.answer("mask_overlap").data
     assert "not measured yet" in tryit.answer("water").data  # a figure missing from the file
     path.unlink()
@@ -113,7 +117,32 @@ def test_every_answer_the_notebooks_ask_for_is_measured_in_the_committed_file():
     asked = {name for name in tryit.ANSWERS if f'tryit.answer("{name}")' in code}
     assert asked == set(tryit.ANSWERS)
     assert all("not measured yet" not in tryit.answer(name).data for name in asked), "run `make exercises`"
-    assert set(measured["runs"]) == set(exercises.RUNS)
+    assert set(measured["runs"]) == set(exercises.RUNS) and set(measured["short"]) == set(exercises.SHORT_RUNS)
+
+
+def test_every_training_exercise_runs_in_the_kernel_with_the_change_make_exercises_measures():
+    import ast
+
+    for page in run_all.NOTEBOOKS[:5]:  # 06's exercise needs no training: its parameters cell is the change
+        cells = [("".join(c["source"])) for c in json.loads((config.project_root() / "notebooks" / f"{page}.ipynb")
+                                                             .read_text())["cells"] if c["cell_type"] == "code"]
+        calls = [(i, ast.parse(c.strip().splitlines()[-1]).body[0].value) for i, c in enumerate(cells) if "tryit.short_run(" in c]
+        assert calls, f"{page} has no exercise in the kernel"
+        for i, call in calls:
+            name = ast.literal_eval(ast.parse(cells[i + 1]).body[0].value.args[0])  # the answer folded after it
+            assert {k.arg: ast.literal_eval(k.value) for k in call.keywords} == exercises.SHORT_RUNS[name], page
+
+
+def test_a_short_run_trains_the_recipe_and_the_change_in_folders_of_their_own(tmp_path, monkeypatch):
+    monkeypatch.setattr(tryit, "SHORT", {"num_examples": 100, "max_steps": 2})
+    s = config.make_settings("tiny", general_stage=False, run_dir=str(tmp_path / "run"))
+    table = tryit.short_run(s, seed=1)
+    assert list(table.index) == ["this run's recipe", "seed=1"] and list(table["train_steps"]) == [2, 2]
+    made = {p.parent.parent.name: json.loads(p.read_text())["settings"] for p in (tmp_path / "run" / "try").glob("*/model/made_with.json")}
+    assert made["recipe"]["seed"] == 42 and made["seed-1"]["seed"] == 1 and made["seed-1"]["num_examples"] == 100
+    assert table.equals(tryit.short_run(s, seed=1))  # read back, the same figures
+    monkeypatch.setenv(tryit.SKIP, "1")
+    assert "skips this cell" in tryit.short_run(s, seed=1).data
 
 
 def test_the_badges_follow_the_repository_setting(tmp_path, monkeypatch):

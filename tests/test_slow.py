@@ -72,7 +72,8 @@ def test_the_guide_profile_runs_all_six_notebooks_on_its_stand_ins(tmp_path):
 
 
 def launch(command: list[str], run_dir: str, *options: str) -> subprocess.CompletedProcess:
-    ran = subprocess.run([*command, "-m", "helpers.train", "--run_dir", run_dir, "--batch_size", "8", *options],
+    ran = subprocess.run([*command, "-m", "helpers.train", "--run_dir", run_dir, "--batch_size", "8",
+                          "--general_stage", "false", *options],
                          cwd=ROOT, env=ENV, capture_output=True, text=True, timeout=600)
     assert ran.returncode == 0, ran.stderr[-3000:]
     return ran
@@ -120,7 +121,8 @@ def test_a_streamed_run_trains_max_steps_and_05_scores_the_masks_its_stream_held
 def test_a_killed_run_resumes_to_the_weights_of_one_never_interrupted(tmp_path):
     options = ("--max_steps", "40", "--batch_size", "8")
     killed, whole = small_run(tmp_path / "killed"), small_run(tmp_path / "whole")
-    process = subprocess.Popen([sys.executable, "-m", "helpers.train", "--run_dir", killed.run_dir, *options], cwd=ROOT,
+    process = subprocess.Popen([sys.executable, "-m", "helpers.train", "--run_dir", killed.run_dir, "--general_stage",
+                                "false", *options], cwd=ROOT,
                                env=ENV, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     checkpoints = killed.run_path / "checkpoints"
     deadline = time.monotonic() + 300

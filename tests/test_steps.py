@@ -12,7 +12,7 @@ from helpers import config, runs, steps
 
 
 def test_a_missing_input_is_made_with_the_earlier_notebooks_calls_then_read(tmp_path, capsys):
-    s = config.make_settings("tiny", num_examples=200, run_dir=str(tmp_path / "run"))
+    s = config.make_settings("tiny", num_examples=200, seed=7, run_dir=str(tmp_path / "run"))
     blocks, merged = steps.load("blocks", s)
     out = capsys.readouterr().out
     assert "splits was missing: made it with 01_load's calls" in out and "blocks was missing" in out
@@ -140,3 +140,32 @@ def test_paths_are_shown_relative_to_the_project(tmp_path):
     root = config.project_root()
     assert runs.shown(root / "runs" / "tiny" / "blocks") == "runs/tiny/blocks"
     assert runs.shown(tmp_path / "run") == str(tmp_path / "run")  # outside the project: where it is
+
+
+def test_the_general_stage_has_a_switch_of_its_own():
+    assert config.make_settings("tiny").general_stage and not config.make_settings("guide").general_stage
+    assert not config.make_settings("tiny", model="some/folder").general_stage  # a model you name starts as it is
+    assert config.make_settings("tiny", model="some/folder", general_stage=True).general_stage
+
+
+def test_the_general_model_is_made_once_on_records_05_holds_out_and_again_for_other_code(tmp_path, monkeypatch, capsys):
+    from datasets import load_from_disk
+
+    from helpers import assets, data, domain
+
+    monkeypatch.setattr(assets, "CACHE", tmp_path / "cache")
+    monkeypatch.setattr(steps, "GENERAL", {**steps.GENERAL, "max_steps": 2})
+    s = config.make_settings("tiny", num_examples=200, seed=7, run_dir=str(tmp_path / "run"))
+    folder = Path(steps.base_model(s))
+    assert "general model is missing" in capsys.readouterr().out and folder.is_relative_to(tmp_path / "cache")
+    made = (folder / "model.safetensors").stat().st_mtime_ns
+    assert steps.base_model(s) == str(folder) and (folder / "model.safetensors").stat().st_mtime_ns == made
+    # it trained on the training split of the text 05 scores outside the domain, never on 05's held-out records
+    general = load_from_disk(str(folder.parent / "splits"))
+    held_out = domain.held_out_text(s)["text"]
+    assert general["test"]["text"] == held_out and not set(general["train"]["text"]) & set(held_out)
+    assert len(general["train"]) + len(held_out) == len(data.load_out_of_domain(s))  # every record, once
+    monkeypatch.setattr(runs, "CODE", {**runs.CODE, "helpers": "other"})
+    capsys.readouterr()
+    assert steps.base_model(s) == str(folder) and "general model is older" in capsys.readouterr().out
+    assert (folder / "model.safetensors").stat().st_mtime_ns != made
