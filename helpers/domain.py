@@ -169,11 +169,12 @@ def control_reading(adaptation: dict[str, Any]) -> str:
     c = adaptation["control"]
     base, domain, control = (c["perplexity"][name] for name in CONTROL)
     inside, outside = list(base)
+    ratio = max(control[inside], domain[inside]) / min(control[inside], domain[inside])
     return (f"{c['steps']} further steps on {c['source']} took the base model's perplexity on the domain's held-out text "
             f"from {base[inside]:,.1f} to {control[inside]:,.1f}; as many steps on the domain took it to "
-            f"{domain[inside]:,.1f}, {control[inside] / domain[inside]:,.2f}x the control's: that much is the domain's "
-            f"own. On {c['source']}'s held-out text the control {change(base[outside], control[outside])}, the domain "
-            f"model {change(base[outside], domain[outside])}.")
+            f"{domain[inside]:,.1f}, {ratio:,.2f}x {'below' if domain[inside] < control[inside] else 'above'} the "
+            f"control: that much is the domain's own. On {c['source']}'s held-out text the control "
+            f"{change(base[outside], control[outside])}, the domain model {change(base[outside], domain[outside])}.")
 
 
 def spread(values: list[float]) -> tuple[float, float]:

@@ -105,7 +105,7 @@ def test_the_classifier_verdict_follows_the_paired_differences():
 
 def test_the_control_reading_follows_the_figures():
     text = domain.control_reading(adaptation([0.7], [0.7]))
-    assert "from 80.0 to 40.0; as many steps on the domain took it to 10.0, 4.00x the control's" in text
+    assert "from 80.0 to 40.0; as many steps on the domain took it to 10.0, 4.00x below the control" in text
     assert "the control fell 1.11x (40.0 to 36.0), the domain model rose 1.25x (40.0 to 50.0)" in text
 
 
