@@ -6,6 +6,7 @@
 # make bench      the course's fast paths against the standard ones, side by side (runs/bench.json)
 # make lab        JupyterLab on the notebooks
 # make notebooks  re-execute the committed notebooks in place (the outputs you see on GitHub)
+# make lib        copy the notebooks' cells marked #@save into helpers/lesson.py (make test fails while they differ)
 # make exercises  measure every Try it answer, 05's control and classifiers (helpers/try_it.json; about 25 minutes)
 
 PYTHON  ?= python3
@@ -16,7 +17,7 @@ PROFILE ?=
 PARAMS  ?=
 QUIET   := TQDM_DISABLE=1 HF_DATASETS_DISABLE_PROGRESS_BARS=1 HF_HUB_DISABLE_PROGRESS_BARS=1
 
-.PHONY: setup run-all test unit nbval test-slow test-browser rehearse bench lab notebooks exercises clean
+.PHONY: setup run-all test unit nbval test-slow test-browser rehearse bench lab notebooks lib exercises clean
 
 setup: $(SETUP)
 
@@ -68,6 +69,9 @@ lab: $(SETUP)
 notebooks: $(SETUP)
 	rm -rf runs/.notebooks
 	$(QUIET) COURSE_RUNS_DIR=runs/.notebooks $(BIN)/python -m scripts.run_all --output-dir notebooks
+
+lib: $(SETUP)
+	$(BIN)/python -m scripts.export
 
 exercises: $(SETUP)
 	$(QUIET) $(BIN)/python -m scripts.exercises

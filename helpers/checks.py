@@ -11,7 +11,9 @@ from typing import Any, Callable
 
 import torch
 
-from . import collate, infer, loop
+from . import collate, infer
+from .lesson import without_dropout
+
 
 @dataclass(frozen=True)
 class Verdict:
@@ -78,7 +80,7 @@ def masking(mask_by_hand: Callable, tokenizer, settings, blocks) -> Verdict:
 def training_step(one_step: Callable, model, batch: dict[str, torch.Tensor], learning_rate: float = 1e-3) -> Verdict:
     """04: ``one_step(model, batch, optimizer) -> loss`` against a step written out here: loss, weights, cleared grads."""
     # two copies of the same model, dropout off: the two steps then see the same arithmetic
-    theirs, ours = (loop.without_dropout(copy.deepcopy(model)).train() for _ in range(2))
+    theirs, ours = (without_dropout(copy.deepcopy(model)).train() for _ in range(2))
     optimizer = torch.optim.AdamW(theirs.parameters(), lr=learning_rate)
     result, verdict = _run(one_step, theirs, batch, optimizer)
     if verdict:

@@ -16,6 +16,7 @@ from datasets import Dataset
 from transformers import DataCollatorForLanguageModeling, TrainerCallback, default_data_collator
 
 from .config import Settings, SettingsError
+from .lesson import insert_random_mask
 
 IGNORE = -100  # the label PyTorch's cross-entropy skips
 
@@ -51,14 +52,9 @@ class SeededMasks(TrainerCallback):
 
 
 def make_eval_masks(test_blocks: Dataset, tokenizer, settings: Settings) -> Dataset:
-    """The test blocks masked once with the seed, as 03 does on the page (HF course 7.3's ``insert_random_mask``)."""
-    collator = make_collator(tokenizer, settings, seed=settings.seed)
-
-    def insert_random_mask(batch: dict[str, list]) -> dict[str, list]:
-        features = [dict(zip(batch, row)) for row in zip(*batch.values())]
-        return {name: values.tolist() for name, values in collator(features).items()}
-
-    return test_blocks.map(insert_random_mask, batched=True, remove_columns=test_blocks.column_names, desc="Masking")
+    """The test blocks masked once with the seed, with 03's ``insert_random_mask``."""
+    return test_blocks.map(insert_random_mask, batched=True, remove_columns=test_blocks.column_names, desc="Masking",
+                           fn_kwargs={"data_collator": make_collator(tokenizer, settings, seed=settings.seed)})
 
 
 def masking_rates(original: torch.Tensor, masked: torch.Tensor, labels: torch.Tensor, tokenizer) -> dict[str, float]:

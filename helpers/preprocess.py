@@ -2,35 +2,16 @@
 
 from __future__ import annotations
 
-import gc
 import os
 
 from datasets import DatasetDict, IterableDataset
 
 from .config import Settings, SettingsError
+from .lesson import group_texts
 
 
 class BlocksError(ValueError):
     """The corpus yields no blocks at this block size; the message says what to change."""
-
-
-def group_texts(examples: dict[str, list[list[int]]], block_size: int) -> dict[str, list[list[int]]]:
-    """Concatenate each column and cut it into block_size pieces, dropping the remainder, in linear time (the guide's
-    ``sum(lists, [])`` is quadratic); the cycle collector is paused, as lists of ids hold no cycles."""
-    collector_was_on = gc.isenabled()
-    gc.disable()
-    try:
-        result = {}
-        for column, lists in examples.items():
-            flat: list = []
-            for ids in lists:
-                flat.extend(ids)
-            usable = len(flat) // block_size * block_size
-            result[column] = [flat[i : i + block_size] for i in range(0, usable, block_size)]
-        return result
-    finally:
-        if collector_was_on:
-            gc.enable()
 
 
 def check_block_size(block_size: int, tokenizer, model_config=None) -> None:

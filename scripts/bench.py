@@ -30,6 +30,7 @@ from transformers import RobertaConfig, RobertaForMaskedLM, TrainerCallback
 
 from helpers import assets, collate, config, data, evaluate, infer, masked_head, preprocess, runs, train
 from helpers.collate import IGNORE
+from helpers.lesson import group_texts, guide_group_texts
 
 
 class Mismatch(RuntimeError):
@@ -104,22 +105,15 @@ def cpu_bf16_units() -> bool:
 
 # --- 02: grouping ---------------------------------------------------------------------------------
 
-def guide_group_texts(examples: dict[str, list[list[int]]], block_size: int) -> dict[str, list[list[int]]]:
-    """The guide's ``group_texts``, kept as the baseline: ``sum(lists, [])`` copies the list at every record."""
-    concatenated = {k: sum(examples[k], []) for k in examples}
-    total = len(concatenated[next(iter(examples))]) // block_size * block_size
-    return {k: [t[i : i + block_size] for i in range(0, total, block_size)] for k, t in concatenated.items()}
-
-
 def group_texts_row(batch: dict[str, list[list[int]]], block_size: int = 128, repeat: int = 3) -> Row:
     """The course's ``group_texts`` against the guide's, timed only once their blocks are identical (else Mismatch)."""
-    course_blocks, guide_blocks = preprocess.group_texts(batch, block_size), guide_group_texts(batch, block_size)
+    course_blocks, guide_blocks = group_texts(batch, block_size), guide_group_texts(batch, block_size)
     if course_blocks != guide_blocks:
         raise Mismatch(f"group_texts and the guide's give different blocks ({len(course_blocks.get('input_ids', []))} "
                        f"against {len(guide_blocks.get('input_ids', []))})")
     n = len(batch["input_ids"])
     guide = min(seconds(lambda: guide_group_texts(batch, block_size), repeat=repeat))  # both warmed up, the same repeats
-    course = min(seconds(lambda: preprocess.group_texts(batch, block_size), repeat=repeat))
+    course = min(seconds(lambda: group_texts(batch, block_size), repeat=repeat))
     return Row(f"group_texts_{n}", f"group_texts, {n:,}-example batch (blocks identical)", "s", guide, course,
                notes={"blocks": len(guide_blocks["input_ids"]), "identical": True})
 

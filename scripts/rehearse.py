@@ -49,11 +49,6 @@ def wiki_texts_by_topic() -> dict[str, list[str]]:
             for topic in assets.SCIENCE_TOPICS}
 
 
-def wiki_texts() -> list[str]:
-    """All of them in one list: the stand-in tokenizer's training text."""
-    return [text for texts in wiki_texts_by_topic().values() for text in texts]
-
-
 def build_roberta(folder: Path, texts: list[str], hidden_size: int = 64, seed: int = 0) -> Path:
     """A DistilRoBERTa-shaped masked LM with a byte-level BPE tokenizer trained on ``texts``, saved to ``folder``."""
     import torch

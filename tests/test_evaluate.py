@@ -8,7 +8,7 @@ import torch
 import torch.nn.functional as F
 from datasets import Dataset
 
-from helpers import assets, collate, config, evaluate
+from helpers import assets, collate, config, evaluate, lesson
 
 
 @pytest.fixture(scope="module")
@@ -45,18 +45,13 @@ def test_score_is_the_token_weighted_loss_and_top_k_a_hand_loop_gives(model, mas
         assert scores.accuracy == {1: pytest.approx((ranks < 1).mean()), 5: pytest.approx((ranks < 5).mean())}
 
 
-def test_the_page_loop_weighting_each_batch_by_its_picked_tokens_gives_the_same_perplexity(masks):
-    """05 writes this loop out (a mean per batch, weighted by its count): it must equal the per-token figure."""
+def test_the_pages_perplexity_weighting_each_batch_by_its_picked_tokens_gives_the_per_token_figure(masks):
+    """05's perplexity (a mean per batch, weighted by its count) against the hand loop, one token at a time."""
     from torch.utils.data import DataLoader
 
     model = assets.load_model(assets.TINY_MODEL, at_masks=True).eval()
-    total, count = 0.0, 0
-    with torch.no_grad():
-        for batch in DataLoader(masks.with_format("torch"), batch_size=7):
-            picked = int((batch["labels"] != -100).sum())
-            total += model(**batch).loss.item() * picked
-            count += picked
-    assert math.exp(total / count) == pytest.approx(evaluate.score(model, masks, top_k=()).perplexity, rel=1e-5)
+    total, count, _ = by_hand(assets.load_model(assets.TINY_MODEL), masks)
+    assert lesson.perplexity(model, masks, batch_size=7) == pytest.approx(math.exp(total / count), rel=1e-5)
     mean_of_means = np.mean([model(**b).loss.item() for b in DataLoader(masks.with_format("torch"), batch_size=7)])
     assert not math.isclose(mean_of_means, total / count, rel_tol=1e-6)  # the guide's way is another figure
 

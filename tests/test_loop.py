@@ -8,12 +8,12 @@ from pathlib import Path
 import pytest
 from conftest import small_run
 
-from helpers import assets, collate, loop, steps, train
+from helpers import assets, collate, lesson, steps, train
 
 
 def start(s):
     """The same starting model for both sides, dropout off (the one randomness the two do not share)."""
-    return loop.without_dropout(assets.load_model(s.model, at_masks=s.masked_head))
+    return lesson.without_dropout(assets.load_model(s.model, at_masks=s.masked_head))
 
 
 def trainer_losses(s, tokenizer, blocks, n_steps: int) -> list[float]:
@@ -33,7 +33,7 @@ def test_the_plain_loop_gives_trainers_losses_on_the_same_batches(tmp_path, toke
 
     def plain(seed):
         masks = collate.SeededMasks(collate.make_collator(tokenizer, s), seed=s.seed)
-        return loop.train_loop(start(s), blocks, masks, steps=n_steps, batch_size=s.batch_size,
+        return lesson.train_loop(start(s), blocks, masks, steps=n_steps, batch_size=s.batch_size,
                                learning_rate=s.learning_rate, weight_decay=s.weight_decay, seed=seed)
 
     found = plain(s.seed)
@@ -47,7 +47,7 @@ def test_the_plain_loop_gives_trainers_losses_on_the_same_batches(tmp_path, toke
 def test_without_dropout_turns_every_dropout_off():
     import torch
 
-    small = loop.without_dropout(assets.load_model(assets.TINY_MODEL)).train()
+    small = lesson.without_dropout(assets.load_model(assets.TINY_MODEL)).train()
     ids = torch.tensor([[101, 2023, 2003, 1037, 3231, 102]])
     assert torch.equal(small(input_ids=ids).logits, small(input_ids=ids).logits)  # training mode, yet the same twice
 
@@ -60,7 +60,7 @@ blocks = steps.load("blocks", s)[0]["train"].select(range(32))
 masks = collate.SeededMasks(collate.make_collator(assets.load_tokenizer(s.model), s), seed=s.seed)
 masks.rank = int(os.environ["RANK"])
 model = assets.load_model(s.model, at_masks=True)
-losses = loop.train_loop(model, blocks, masks, steps=4, batch_size=8, learning_rate=s.learning_rate, seed=s.seed)
+losses = lesson.train_loop(model, blocks, masks, steps=4, batch_size=8, learning_rate=s.learning_rate, seed=s.seed)
 weights = sum(float(p.detach().double().sum()) for p in model.parameters())
 print(f"rank {masks.rank}: {len(losses)} steps, first loss {losses[0]:.6f}, weights {weights:.6f}")
 """

@@ -75,7 +75,7 @@ def test_bench_rows_time_only_identical_work_and_show_failures(monkeypatch):
     batch = {"input_ids": [[i] * (i % 40) for i in range(300)]}
     row = bench.group_texts_row(batch, 16, repeat=1)
     assert row.notes["identical"] and row.baseline > 0 and row.ratio == row.baseline / row.course
-    monkeypatch.setattr(bench.preprocess, "group_texts", lambda examples, size: {"input_ids": []})
+    monkeypatch.setattr(bench, "group_texts", lambda examples, size: {"input_ids": []})
     with pytest.raises(bench.Mismatch):
         bench.group_texts_row(batch, 16, repeat=1)
     failed = bench.ddp_row(["false"])  # a torchrun that fails: a row marked failed, never no row

@@ -1,12 +1,11 @@
-"""04 train, under the hood: the loop ``Trainer`` runs, in PyTorch with ``accelerate``, with ``Trainer``'s defaults so
-the two give the same losses on the same batches (tests/test_loop.py).
-"""
+"""The functions the notebooks define and the package reuses, copied from the cells marked #@save by `make lib`
+(scripts/export.py). Edit them on the page, then run `make lib`: `make test` fails while the two differ."""
 
 from __future__ import annotations
 
 import itertools
+import math
 import os
-
 import torch
 from accelerate import Accelerator
 from accelerate.utils import DataLoaderConfiguration
@@ -15,6 +14,33 @@ from torch.utils.data import DataLoader
 from transformers import get_scheduler
 
 
+# Defined in notebooks/02_preprocess.ipynb
+def group_texts(examples, block_size=128):
+    """Concatenate each column's token lists and cut them into blocks of block_size, dropping the remainder."""
+    result = {}
+    for column, lists in examples.items():
+        flat = [token for ids in lists for token in ids]
+        usable = len(flat) // block_size * block_size
+        result[column] = [flat[i : i + block_size] for i in range(0, usable, block_size)]
+    return result
+
+
+# Defined in notebooks/02_preprocess.ipynb
+def guide_group_texts(examples, block_size=128):
+    """The guide's group_texts: sum(lists, []) copies the growing list once per record."""
+    concatenated = {k: sum(examples[k], []) for k in examples.keys()}
+    total_length = len(concatenated[list(examples.keys())[0]]) // block_size * block_size
+    return {k: [t[i : i + block_size] for i in range(0, total_length, block_size)] for k, t in concatenated.items()}
+
+
+# Defined in notebooks/03_collate.ipynb
+def insert_random_mask(batch, data_collator):
+    """A batch of rows masked once by data_collator, as the lists a Dataset stores (HF course 7.3)."""
+    features = [dict(zip(batch, row)) for row in zip(*batch.values())]
+    return {name: values.tolist() for name, values in data_collator(features).items()}
+
+
+# Defined in notebooks/04_train.ipynb
 def train_loop(model, train_blocks, collator, *, steps: int, batch_size: int, learning_rate: float,
                weight_decay: float = 0.0, seed: int = 42) -> list[float]:
     """Train ``model`` for ``steps`` steps on ``train_blocks``, each batch masked by ``collator``; each step's loss."""
@@ -48,8 +74,21 @@ def train_loop(model, train_blocks, collator, *, steps: int, batch_size: int, le
 
 
 def without_dropout(model):
-    """``model`` with every dropout turned off: its arithmetic then depends on the batches alone."""
+    """model with every dropout turned off: its arithmetic then depends on the batches alone."""
     for module in model.modules():
         if isinstance(module, nn.Dropout):
             module.p = 0.0
     return model
+
+
+# Defined in notebooks/05_evaluate.ipynb
+def perplexity(model, eval_masks, batch_size=64):
+    """exp of the mean loss over every picked token of eval_masks, each token counting once."""
+    total, count = 0.0, 0
+    model.eval()
+    with torch.no_grad():
+        for batch in DataLoader(eval_masks.with_format("torch"), batch_size=batch_size):
+            picked = int((batch["labels"] != -100).sum())
+            total += model(**batch).loss.item() * picked
+            count += picked
+    return math.exp(total / count)
