@@ -102,12 +102,16 @@ def training_step(one_step: Callable, model, batch: dict[str, torch.Tensor], lea
 
 
 def top_k(my_top_k: Callable, text: str, model, tokenizer, k: int = 5) -> Verdict:
-    """06: ``my_top_k(text, model, tokenizer, k) -> list of token strings``, judged against ``infer.fill_mask``."""
+    """06: ``my_top_k(text, model, tokenizer, k) -> a list of token strings per mask``, judged against ``infer.fill_mask``."""
     result, verdict = _run(my_top_k, text, model, tokenizer, k)
     if verdict:
         return verdict
-    expected = [r["token_str"] for r in infer.fill_mask(text, model, tokenizer, k)]
-    found = [str(t).strip() for t in result]
-    if found != [t.strip() for t in expected]:
-        return Verdict(False, f"got {found}, expected {expected}: softmax and topk over the logits at the mask's position")
+    filled = infer.fill_mask(text, model, tokenizer, k)
+    expected = [[r["token_str"].strip() for r in rows] for rows in (filled if isinstance(filled[0], list) else [filled])]
+    try:
+        found = [[str(t).strip() for t in row] for row in result]
+    except TypeError:
+        return Verdict(False, f"got {result!r}: give a list of tokens for each mask, e.g. {expected}")
+    if found != expected:
+        return Verdict(False, f"got {found}, expected {expected}: topk over the logits at each mask's position")
     return Verdict(True, f"{found}, as fill-mask gives them")

@@ -7,6 +7,8 @@ from __future__ import annotations
 import codecs
 import hashlib
 import json
+import os
+import tempfile
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Iterator
@@ -42,6 +44,26 @@ def load_corpus(settings: Settings) -> Dataset:
             print(f"num_examples={settings.num_examples}, but the corpus has {len(corpus)} records: using all of them")
         corpus = corpus.select(range(min(settings.num_examples, len(corpus))))
     return corpus
+
+
+def corpus_file(source: str) -> str:
+    """What 01 hands ``load_dataset("json", ...)``: the installed summaries (``wiki-science``, ``wiki-other``) or your
+    ``.txt`` (a document a line), written as JSON lines in the cache once per content; a ``.jsonl`` file as it is."""
+    if source in assets.WIKI_TOPICS:
+        rows = load_wiki(assets.WIKI_TOPICS[source]).to_list()
+    else:
+        file = Path(source)
+        if check_text_file(file) == "json":
+            return str(file)
+        rows = [{"text": line.strip()} for line in file.read_text(encoding="utf-8").splitlines() if line.strip()]
+    text = "".join(json.dumps(row, ensure_ascii=False) + "\n" for row in rows).encode()
+    target = assets.CACHE / f"{Path(source).stem}-{hashlib.sha256(text).hexdigest()[:12]}.jsonl"
+    if not target.exists():  # named by its content: a changed text gets a file of its own
+        target.parent.mkdir(parents=True, exist_ok=True)
+        with tempfile.NamedTemporaryFile(dir=target.parent, prefix=f".{target.name}.", delete=False) as tmp:
+            tmp.write(text)
+        os.replace(tmp.name, target)  # whole or not at all, whoever writes it first
+    return str(target)
 
 
 def split_name(settings: Settings) -> str:

@@ -5,7 +5,6 @@ probe, and ``make exercises``' control and classifiers read back from ``try_it.j
 from __future__ import annotations
 
 import dataclasses
-import math
 import statistics
 from pathlib import Path
 from typing import Any
@@ -18,7 +17,6 @@ from datasets import Dataset, DatasetDict
 
 from . import collate, data, preprocess
 from .config import Settings
-from .evaluate import Scores
 from .preprocess import as_text
 from .steps import GENERAL
 
@@ -36,24 +34,6 @@ def ood_masks(settings: Settings, tokenizer, n_blocks: int) -> Dataset:
                                                                 other), other)["test"]
     sample = blocks.shuffle(seed=settings.seed).select(range(min(n_blocks, len(blocks))))
     return collate.make_eval_masks(sample, tokenizer, settings)
-
-
-def change(before: float, after: float) -> str:
-    """A perplexity's move in words: "fell 1.7x (83.6 to 47.9)" or "rose"."""
-    return f"{'fell' if after < before else 'rose'} {max(before, after) / min(before, after):,.2f}x ({before:,.1f} to {after:,.1f})"
-
-
-def domain_reading(scores: dict[str, Scores], ood: dict[str, Scores], source: str, ood_source: str) -> str:
-    """Both models in the domain and on the other text, in words written from the figures: what adapting traded."""
-    down_in = scores["fine-tuned"].perplexity < scores["base"].perplexity
-    down_out = ood["fine-tuned"].perplexity < ood["base"].perplexity
-    text = (f"In the domain ({source}, held out) perplexity {change(scores['base'].perplexity, scores['fine-tuned'].perplexity)}; "
-            f"on {ood_source} (held out) it {change(ood['base'].perplexity, ood['fine-tuned'].perplexity)}.")
-    if down_in and not down_out:
-        text += " Better in the domain, worse outside it: fine-tuning traded what the model knew of other text for the domain's."
-    elif down_in and down_out:
-        text += " It improved on both: part of the drop is more training of any kind, which the control below separates."
-    return text
 
 
 # --- a linear probe on frozen encoder states ------------------------------------------------------------------
@@ -128,9 +108,10 @@ def probes(splits: DatasetDict, settings: Settings, models: dict[str, Any], toke
 
 
 def probe_table(probe: dict[str, Any]) -> pd.DataFrame:
-    """Accuracy and macro-F1 of each encoder's probe, beside always guessing the commonest class."""
-    rows = {name: probe[name] for name in ("base", "fine-tuned")} | {"majority class": probe["majority"]}
-    return pd.DataFrame(rows).T.rename(columns={"macro_f1": "macro-F1"}).round(3)
+    """Accuracy and macro-F1 of each encoder's probe, beside always guessing the commonest class; McNemar's counts."""
+    rows = {name: {**probe[name], "right where the other is wrong": probe[f"{name} only"]} for name in ("base", "fine-tuned")}
+    table = pd.DataFrame(rows | {"majority class": probe["majority"]}).T.rename(columns={"macro_f1": "macro-F1"})
+    return table.round(3).astype({"right where the other is wrong": "Int64"})
 
 
 def probe_metrics(probe: dict[str, Any] | None) -> dict[str, float | None]:
@@ -141,19 +122,6 @@ def probe_metrics(probe: dict[str, Any] | None) -> dict[str, float | None]:
     return {key: probe[model][what] if probe else None for key, (model, what) in keys.items()}
 
 
-def probe_reading(probe: dict[str, Any]) -> str:
-    """The probe against the majority class, then base against fine-tuned, with McNemar's test of the difference."""
-    only_b, only_t = probe["base only"], probe["fine-tuned only"]
-    noise = 2 * math.sqrt(only_b + only_t)  # were the two probes equally good: the gap's two standard deviations
-    verdict = "within that: no difference is shown" if abs(only_t - only_b) <= noise else "beyond that"
-    return (f"Both probes beat always guessing the commonest class ({probe['majority']['accuracy']:.1%}): the base "
-            f"encoder's is right for {probe['base']['accuracy']:.1%} of {probe['test_records']:,} test records, the "
-            f"fine-tuned one's for {probe['fine-tuned']['accuracy']:.1%}. {only_t} records only the fine-tuned encoder's "
-            f"probe gets right, {only_b} only the base's; by McNemar's test, were the two equally good those "
-            f"{only_b + only_t} records would split evenly give or take ±{noise:.0f}, and the gap of {only_t - only_b:+d} is "
-            f"{verdict}.")
-
-
 # --- make exercises' figures: the same-budget control and the fine-tuned classifiers --------------------------
 
 CONTROL = ("base", "more steps on the domain", "control: more steps on the other text")  # make exercises' rows
@@ -162,19 +130,6 @@ CONTROL = ("base", "more steps on the domain", "control: more steps on the other
 def control_table(adaptation: dict[str, Any]) -> pd.DataFrame:
     """Perplexity of the base model, the domain model and the control, on held-out text in the domain and outside it."""
     return pd.DataFrame(adaptation["control"]["perplexity"]).T.round(1)
-
-
-def control_reading(adaptation: dict[str, Any]) -> str:
-    """The control against the domain model: what more training gives, what the domain's own text adds."""
-    c = adaptation["control"]
-    base, domain, control = (c["perplexity"][name] for name in CONTROL)
-    inside, outside = list(base)
-    ratio = max(control[inside], domain[inside]) / min(control[inside], domain[inside])
-    return (f"{c['steps']} further steps on {c['source']} took the base model's perplexity on the domain's held-out text "
-            f"from {base[inside]:,.1f} to {control[inside]:,.1f}; as many steps on the domain took it to "
-            f"{domain[inside]:,.1f}, {ratio:,.2f}x {'below' if domain[inside] < control[inside] else 'above'} the "
-            f"control: that much is the domain's own. On {c['source']}'s held-out text the control "
-            f"{change(base[outside], control[outside])}, the domain model {change(base[outside], domain[outside])}.")
 
 
 def spread(values: list[float]) -> tuple[float, float]:
@@ -188,29 +143,3 @@ def classifier_table(adaptation: dict[str, Any]) -> pd.DataFrame:
     return pd.DataFrame({f"{regime} labels": {name: "{:.3f} ± {:.3f}".format(*spread(r["macro_f1"]))
                                               for name, r in by_encoder.items()}
                          for regime, by_encoder in c["by_regime"].items()}).T.rename_axis(f"macro-F1, {len(c['seeds'])} seeds")
-
-
-def classifier_reading(adaptation: dict[str, Any]) -> str:
-    """Each regime's paired difference against its spread between seeds, in a sentence: whatever it shows."""
-    sentences = []
-    for regime, by_encoder in adaptation["classifiers"]["by_regime"].items():
-        base, adapted = by_encoder["base encoder"]["macro_f1"], by_encoder["adapted encoder"]["macro_f1"]
-        gains = [a - b for b, a in zip(base, adapted)]
-        gain, sd = spread(gains)
-        up = sum(g > 0 for g in gains)
-        verdict = ("within the spread between seeds: no difference is shown" if abs(gain) <= sd else
-                   f"of one sign for every seed: a {'gain' if gain > 0 else 'loss'} is shown" if up in (0, len(gains)) else
-                   "larger than the spread on average, but not of one sign: no consistent difference")
-        sentences.append(f"With {regime} labels, the adapted encoder's classifier minus the base's, seed by seed: "
-                         f"{gain:+.3f} macro-F1 on average, standard deviation {sd:.3f} over {len(gains)} seeds ({up} "
-                         f"positive), {verdict}.")
-    return " ".join(sentences)
-
-
-def measured_by(adaptation: dict[str, Any], settings: Settings) -> str:
-    """Which run measured the figures: this profile's, or another (said first, in bold)."""
-    m = adaptation["measured"]
-    mine = (m["profile"], m["model"], m["source"]) == (settings.profile, settings.model, settings.source)
-    return ("" if mine else "**These figures are not this run's.** ") + (
-        f"Measured by `make exercises` on the {m['profile']} profile ({m['model']} on {m['source']}), {m['machine']}, "
-        f"{m['date']}, in runs of its own.")

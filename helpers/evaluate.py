@@ -125,21 +125,6 @@ def by_kind_table(scores: dict[str, Scores]) -> pd.DataFrame:
                          for name, s in scores.items() if s.by_kind}).T
 
 
-def reading(scores: dict[str, Scores]) -> str:
-    """What the reference table says, in three sentences written from its figures."""
-    u, b, t = (scores[k].perplexity for k in ("unigram", "base", "fine-tuned"))
-    base_vs_table = "does worse than" if b > u else "already beats"
-    return (f"Before fine-tuning, the base model (perplexity {b:,.1f}) {base_vs_table} the unigram table ({u:,.1f}), "
-            f"which knows only how often each token occurs. Fine-tuned, it scores {t:,.1f}: "
-            f"{b / t:,.1f}x lower than before and {_ratio(t, u)} the table. Its first guess is the hidden token for "
-            f"{scores['fine-tuned'].accuracy[1]:.1%} of the picked positions (base model "
-            f"{scores['base'].accuracy[1]:.1%}, unigram table {scores['unigram'].accuracy[1]:.1%}).")
-
-
-def _ratio(value: float, reference: float) -> str:
-    return f"{reference / value:,.1f}x below" if value < reference else f"{value / reference:,.1f}x above"
-
-
 def metrics(scores: dict[str, Scores], prefix: str = "") -> dict[str, float]:
     """The figures ``metrics.json`` keeps for the base and the fine-tuned model: perplexity and top-1 / top-5 accuracy,
     over every picked token and at the mask token alone; ``prefix="ood_"`` for the text from outside the domain."""

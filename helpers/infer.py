@@ -137,11 +137,3 @@ def probe_table(models: dict[str, Any], tokenizer, probes: list[tuple[str, str]]
             row[f"rank, {name}"] = rank_of(text, word, model, tokenizer)[0]
         rows.append(row)
     return pd.DataFrame(rows)
-
-
-def probe_reading(table: pd.DataFrame, before: str = "base", after: str = "fine-tuned") -> str:
-    """The probe table in a sentence, written from its figures."""
-    b, a = table[f"rank, {before}"], table[f"rank, {after}"]
-    return (f"Of {len(table)} held-out sentences, the {before} model ranks the expected word first for {int((b == 1).sum())}, "
-            f"the {after} model for {int((a == 1).sum())}; the median rank went from {b.median():,g} to {a.median():,g}, "
-            f"and fine-tuning moved the word up in {int((a < b).sum())} sentences, down in {int((a > b).sum())}.")

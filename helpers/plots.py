@@ -74,12 +74,14 @@ def masked_block(rows: list[dict[str, str]], width: int = 100, title: str | None
 
 
 def loss_curves(log_history: list[dict[str, float]], base_loss: float) -> Figure:
-    """04: Trainer's training loss against step, and the evaluation loss before training and after each epoch."""
+    """04: Trainer's training loss against step (where it logged one), and the evaluation loss before training and
+    after each evaluation."""
     fig, ax = plt.subplots(figsize=(7, 3.5))
     train = [(e["step"], e["loss"]) for e in log_history if "loss" in e]
     evals = [(0, base_loss)] + [(e["step"], e["eval_loss"]) for e in log_history if "eval_loss" in e]
-    ax.plot(*zip(*train), label="training loss (fresh masks)")
-    ax.plot(*zip(*evals), "o", markersize=7, label="evaluation loss (fixed masks)")  # points: nothing measured between
+    if train:
+        ax.plot(*zip(*train), label="training loss")
+    ax.plot(*zip(*evals), "o", markersize=7, label="evaluation loss")  # points: nothing measured between
     ax.set(xlabel="step", ylabel="cross-entropy per picked token", title="Fine-tuning")
     ax.legend()
     return _done(fig)

@@ -79,7 +79,7 @@ def made_with(settings: Settings, name: str) -> dict[str, Any]:
     return {"settings": {k: getattr(settings, k) for k in keys}, "code": CODE}
 
 
-def save(thing: Any, settings: Settings, name: str, tokenizer=None) -> Path:
+def save(thing: Any, settings: Settings, name: str, tokenizer=None) -> None:
     """``save_to_disk`` a Dataset or DatasetDict, or ``save_pretrained`` a model and its tokenizer, as ``name`` in the
     run folder, whole or not at all, with its ``made_with.json``; one line says where."""
     target = path(settings, name)
@@ -91,7 +91,6 @@ def save(thing: Any, settings: Settings, name: str, tokenizer=None) -> Path:
             tokenizer.save_pretrained(str(tmp))
         (tmp / RECORD).write_text(json.dumps(made_with(settings, name), indent=2) + "\n")
     print(f"wrote {shown(target)}")
-    return target
 
 
 def record(settings: Settings, name: str) -> dict[str, Any] | None:

@@ -117,6 +117,8 @@ def base_model(settings: Settings) -> str:
     if found != runs.made_with(general, "model"):
         print(f"the general model is {'missing' if found is None else 'older'}: making it in {runs.shown(general.run_path)}")
         train_model(dataclasses.replace(general, retrain=found is not None))
+    made = runs.read_metrics(general)
+    print(f"the base model: the general model, {made['train_steps']} steps on {general.source}, kept in the cache")
     return str(runs.path(general, "model"))
 
 

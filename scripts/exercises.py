@@ -23,7 +23,7 @@ from typing import Any
 import torch
 from datasets import Dataset
 
-from helpers import assets, collate, config, data, domain, evaluate, infer, preprocess, runs, steps, tryit
+from helpers import assets, collate, config, domain, evaluate, infer, preprocess, runs, steps, tryit
 from helpers.preprocess import as_text
 from scripts.bench import machine
 

@@ -3,8 +3,8 @@
     python -m scripts.run_all                                  # the tiny profile, offline
     python -m scripts.run_all --profile guide -p learning_rate 3e-5
 
-Every notebook is given the same parameters, those its ``parameters`` cell lists (papermill warns about others);
-a setting reaches the later notebooks through what the earlier ones saved (``helpers/steps.py``). The executed
+Each notebook is given the settings its ``parameters`` cell lists (the profile's values, or those given) and the
+others in its ``overrides`` mapping, so a setting reaches every step. The executed
 notebooks go to ``runs/<profile>/notebooks/`` (or ``--output-dir``); ``notebooks/`` is only read.
 """
 
@@ -31,17 +31,31 @@ def listed(name: str) -> set[str]:
     return set(papermill.inspect_notebook(str(config.project_root() / "notebooks" / f"{name}.ipynb")))
 
 
+COMMAND_LINE_ONLY = ("streaming", "max_steps", "precision")  # 04's page trains as the guide does, without them
+
+
+def notebook_parameters(name: str, parameters: dict[str, Any]) -> dict[str, Any]:
+    """What notebook ``name`` is given: each setting its cell lists (the profile's value unless given), the rest in
+    ``overrides``."""
+    profile = parameters.get("profile", "tiny")
+    cell = listed(name)
+    given = {k: v for k, v in parameters.items() if k != "profile"}
+    values = {k: given.get(k, config.PROFILES[profile][k]) for k in cell - {"profile", "overrides"}}
+    return {"profile": profile, **values, "overrides": {k: v for k, v in given.items() if k not in cell}}
+
+
 def run_all(parameters: dict[str, Any], output_dir: Path | None = None) -> config.Settings:
     """Execute every notebook with ``parameters`` (none: the profile's values); the settings the last one ran with."""
     settings = config.make_settings(**parameters)  # a bad name or value fails here, before any notebook runs
-    unlisted = set(parameters) - set().union(*(listed(name) for name in NOTEBOOKS))
-    if unlisted:
-        raise config.SettingsError(f"no notebook lists {sorted(unlisted)}: give it to `python -m helpers.train` instead")
+    refused = sorted(set(parameters) & set(COMMAND_LINE_ONLY))
+    if refused:
+        raise config.SettingsError(f"the notebooks train as the guide does, without {refused}: give "
+                                   f"{'it' if len(refused) == 1 else 'them'} to `python -m helpers.train` instead")
     output_dir = output_dir or runs.path(settings, "notebooks")
     for name in NOTEBOOKS:
         start = time.perf_counter()
         print(f"{name} ...", end=" ", flush=True)
-        run_notebook(name, {k: v for k, v in parameters.items() if k in listed(name)}, output_dir)
+        run_notebook(name, notebook_parameters(name, parameters), output_dir)
         print(f"{time.perf_counter() - start:.1f} s", flush=True)
     return settings
 

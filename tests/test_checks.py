@@ -96,23 +96,25 @@ def test_the_training_step_check(model, tokenizer, blocks):
 
 def right_top_k(text, model, tokenizer, k):
     inputs = tokenizer(text, return_tensors="pt")
+    positions = (inputs["input_ids"][0] == tokenizer.mask_token_id).nonzero()[:, 0]
+    with torch.no_grad():
+        logits = model(**inputs).logits[0, positions]
+    return [[tokenizer.decode(int(i)) for i in row] for row in logits.softmax(-1).topk(k).indices]
+
+
+def top_k_first_mask_only(text, model, tokenizer, k):
+    """Wrong: the first mask's tokens alone, as 06's cells above take them."""
+    inputs = tokenizer(text, return_tensors="pt")
     position = (inputs["input_ids"][0] == tokenizer.mask_token_id).nonzero()[0, 0]
     with torch.no_grad():
         logits = model(**inputs).logits[0, position]
-    return [tokenizer.decode(int(i)) for i in logits.softmax(-1).topk(k).indices]
-
-
-def top_k_one_off(text, model, tokenizer, k):
-    """Wrong: the logits one position after the mask."""
-    inputs = tokenizer(text, return_tensors="pt")
-    position = (inputs["input_ids"][0] == tokenizer.mask_token_id).nonzero()[0, 0] + 1
-    with torch.no_grad():
-        logits = model(**inputs).logits[0, position]
-    return [tokenizer.decode(int(i)) for i in logits.topk(k).indices]
+    return [[tokenizer.decode(int(i)) for i in logits.topk(k).indices]]
 
 
 def test_the_top_k_check(model, tokenizer):
-    text = "The Milky Way is a [MASK] galaxy."
-    assert checks.top_k(right_top_k, text, model, tokenizer).ok is True
-    assert checks.top_k(top_k_one_off, text, model, tokenizer).ok is False
-    assert checks.top_k(lambda *a: None, text, model, tokenizer).ok is None
+    two = "Water is made of hydrogen and [MASK], and ice is its [MASK] form."
+    assert checks.top_k(right_top_k, two, model, tokenizer).ok is True
+    assert checks.top_k(right_top_k, "The Milky Way is a [MASK] galaxy.", model, tokenizer).ok is True
+    assert checks.top_k(top_k_first_mask_only, two, model, tokenizer).ok is False
+    assert checks.top_k(lambda *a: ["a", "b"], two, model, tokenizer).ok is False
+    assert checks.top_k(lambda *a: None, two, model, tokenizer).ok is None

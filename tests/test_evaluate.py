@@ -98,16 +98,6 @@ def test_the_top_k_module_by_hand():
         metric.compute(predictions=[[1, 2]], references=[1], k=(1, 5))
 
 
-def test_the_reading_says_what_the_figures_say():
-    def s(ppl, top1):
-        return evaluate.Scores(math.log(ppl), 100, {1: top1, 5: top1 + 0.1})
-
-    text = evaluate.reading({"unigram": s(1200, 0.06), "base": s(3500, 0.05), "fine-tuned": s(50, 0.35)})
-    assert "does worse than the unigram table (1,200.0)" in text and "70.0x lower than before" in text
-    assert "24.0x below the table" in text and "35.0% of the picked positions" in text
-    assert "already beats" in evaluate.reading({"unigram": s(1200, 0.06), "base": s(500, 0.1), "fine-tuned": s(50, 0.35)})
-
-
 def test_the_metrics_keys(model, masks, tokenizer):
     scores = {name: evaluate.score(model, masks, mask_token_id=tokenizer.mask_token_id) for name in ("base", "fine-tuned")}
     keys = set(evaluate.metrics(scores))

@@ -39,9 +39,10 @@ def test_the_general_model_beat_the_unigram_table_widely_and_fine_tuning_beat_th
 
 def test_both_models_were_scored_on_general_text_and_both_probes_beat_the_majority_class(run):
     _, m = run
-    assert all(m[f"perplexity_ood_{k}"] > 0 for k in ("before", "after"))  # the reading says which way it moved
+    assert m["perplexity_ood_after"] > m["perplexity_ood_before"] > 0  # 05: "lower in the domain, higher outside it"
     assert min(m["probe_accuracy_before"], m["probe_accuracy_after"]) > m["probe_majority"]
-    assert m["probe_sentences"] == 40 and 0 <= m["probe_sentences_first"]["base"] <= 40
+    assert m["probe_sentences"] == 40
+    assert m["probe_sentences_first"]["fine-tuned"] > m["probe_sentences_first"]["base"]  # 06: "first in more of these"
 
 
 def test_fine_tuning_moved_the_guides_answer_up_and_the_pipeline_filled_the_mask(run):
@@ -53,7 +54,7 @@ def test_fine_tuning_moved_the_guides_answer_up_and_the_pipeline_filled_the_mask
 
 def test_the_run_folder_holds_each_notebooks_output_and_no_half_written_one(run):
     s, m = run
-    assert {p.name for p in s.run_path.iterdir()} >= {"splits", "blocks", "eval_masks", "model", "checkpoints", "metrics.json"}
+    assert {p.name for p in s.run_path.iterdir()} >= {"splits", "blocks", "eval_masks", "model", "metrics.json"}
     assert not [p for p in s.run_path.rglob(".*") if p.name != ".cache"]  # no temporary left behind
     assert m["train_steps"] == 393 and m["model"] == runs.record(s, "model")
     weights = assets.load_model(str(runs.path(s, "model"))).state_dict()

@@ -83,8 +83,6 @@ def test_the_probe_table_and_its_reading(model, tuned, tokenizer):
     with torch.no_grad():  # the first guess by hand: the argmax of the standard forward's logits at the mask
         logits = tuned(**inputs).logits[0, (inputs["input_ids"][0] == tokenizer.mask_token_id).nonzero()[0, 0]]
     assert first["first guess, fine-tuned"] == tokenizer.decode([int(logits.argmax())]).strip()
-    text = infer.probe_reading(table)
-    assert f"the fine-tuned model for {int(first['rank, fine-tuned'] == 1)};" in text and "up in 1 sentences" in text
 
 
 def test_side_by_side_puts_each_models_tokens_and_scores_in_columns(model, tuned, tokenizer):

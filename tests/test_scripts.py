@@ -8,19 +8,20 @@ import pyarrow.parquet as pq
 import pytest
 from transformers import RobertaForMaskedLM
 
-from helpers import assets, config, runs, tryit
+from helpers import assets, config, domain, runs, tryit
 from scripts import bench, colab, exercises, rehearse, run_all
 
 
-def test_each_notebook_is_given_the_settings_its_cell_lists():
-    assert run_all.listed("02_preprocess") == {"profile", "model", "text_field", "block_size", "run_dir"}
-    every = set().union(*(run_all.listed(name) for name in run_all.NOTEBOOKS))
-    assert every == set(config.NAMES) - {"streaming"}  # streaming is the command line's alone
+def test_each_notebook_is_given_the_settings_its_cell_lists_and_the_rest_in_overrides():
+    assert run_all.listed("02_preprocess") == {"profile", "model", "block_size", "overrides"}
+    given = run_all.notebook_parameters("02_preprocess", {"profile": "guide", "block_size": 64, "seed": 1})
+    assert given == {"profile": "guide", "model": "distilbert/distilroberta-base", "block_size": 64, "overrides": {"seed": 1}}
+    assert run_all.notebook_parameters("04_train", {})["learning_rate"] == config.PROFILES["tiny"]["learning_rate"]
 
 
-def test_a_setting_no_notebook_lists_is_refused_before_any_notebook_runs(tmp_path):
-    with pytest.raises(config.SettingsError, match=r"no notebook lists \['streaming'\].*python -m helpers.train"):
-        run_all.run_all({"streaming": True, "max_steps": 5, "run_dir": str(tmp_path / "run")})
+def test_a_setting_the_notebooks_do_not_apply_is_refused_before_any_notebook_runs(tmp_path):
+    with pytest.raises(config.SettingsError, match=r"without \['max_steps'\].*python -m helpers.train"):
+        run_all.run_all({"max_steps": 5, "run_dir": str(tmp_path / "run")})
     assert not (tmp_path / "run").exists()
 
 
@@ -90,47 +91,58 @@ def test_few_labels_draws_that_many_of_each_class_with_the_seed():
     assert picked == exercises.few_labels(labels, 4, seed=1) != exercises.few_labels(labels, 4, seed=2)
 
 
-def test_the_measured_answers_render_from_the_file_folded(tmp_path, monkeypatch):
-    measured = {"profile": "tiny", "machine": "M", "date": "D", "extras": {"mask_overlap": 0.146},
-                "runs": {"baseline": {"perplexity_after": 49.0, "top1_after": 0.35},
-                         "seed": {"perplexity_after": 50.5, "top1_after": 0.344}},
-                "short": {"recipe": {"perplexity_before": 80.0, "perplexity_after": 70.2, "train_seconds": 9.6},
-                          "seed": {"perplexity_after": 71.04, "train_seconds": 10.4}}}
-    path = tmp_path / "try_it.json"
-    path.write_text(json.dumps(measured))
-    monkeypatch.setattr(tryit, "MEASURED", path)
-    text = tryit.answer("seed").data
-    assert text.startswith("<details><summary>What it measured</summary>") and text.endswith("</details>")
-    assert "Perplexity 50.5 against 49.0 with seed 42, top-1 accuracy 34.4% against 35.0%" in text
-    assert ("perplexity 71.0 against 70.2 without the change (from 80.0 before training); training 10 s against 10 s."
-            in text)
-    assert "Only 14.6% of these positions" in tryit.answer("mask_overlap").data
-    assert "not measured yet" in tryit.answer("water").data  # a figure missing from the file
-    path.unlink()
-    assert "not measured yet" in tryit.answer("seed").data
-
-
-def test_every_answer_the_notebooks_ask_for_is_measured_in_the_committed_file():
+def test_what_the_folded_answers_say_holds_for_the_committed_file():
+    """Each Try it answer reads make exercises' full-size figures in words: the committed figures bear them out."""
     measured = tryit.read()
-    pages = [json.loads((config.project_root() / "notebooks" / f"{page}.ipynb").read_text()) for page in run_all.NOTEBOOKS]
-    code = "\n".join("".join(c["source"]) for page in pages for c in page["cells"] if c["cell_type"] == "code")
-    asked = {name for name in tryit.ANSWERS if f'tryit.answer("{name}")' in code}
-    assert asked == set(tryit.ANSWERS)
-    assert all("not measured yet" not in tryit.answer(name).data for name in asked), "run `make exercises`"
+    r, x = measured["runs"], measured["extras"]
+    base = r["baseline"]
+    assert abs(r["seed"]["perplexity_after"] - base["perplexity_after"]) < 1  # "within a fraction of a point"
+    assert 1.9 < r["block_size"]["train_blocks"] / base["train_blocks"] < 2.1  # "about twice the blocks"
+    assert 1.9 < r["block_size"]["train_steps"] / base["train_steps"] < 2.1 and \
+        r["block_size"]["perplexity_after"] > base["perplexity_after"]  # "a little higher"
+    assert abs(r["mlm_probability"]["picked"] - 0.3) < 0.01 and r["mlm_probability"]["perplexity_after"] > base["perplexity_after"]
+    assert abs(x["mask_overlap"] - 0.15) < 0.02  # "about 15%"
+    assert r["whole_word"]["perplexity_after"] > base["perplexity_after"]
+    way = (base["perplexity_before"] - r["guide_lr"]["perplexity_after"]) / (base["perplexity_before"] - base["perplexity_after"])
+    assert 0 < way < 0.5  # "only part of the way"
+    assert r["standard_head"]["perplexity_after"] == pytest.approx(base["perplexity_after"], rel=1e-6)
+    assert r["standard_head"]["train_seconds"] > base["train_seconds"]
+    first = (base["perplexity_before"] - r["one_epoch"]["perplexity_after"]) / (base["perplexity_before"] - base["perplexity_after"])
+    assert first > 0.5  # "most of the drop comes in the first epoch"
+    assert x["baseline_on_30"] > base["perplexity_after"]  # harder masks: "it rises"
+    assert x["water_top3"].startswith("hydrogen") and 3 < x["water_rank"] and 5 * x["water_rank"] < x["water_rank_base"]
+    assert "larger than the model reads (512 tokens)" in x["block_600_error"]
+
+
+def test_every_exercise_make_exercises_measures_is_still_asked():
+    measured = tryit.read()
     assert set(measured["runs"]) == set(exercises.RUNS) and set(measured["short"]) == set(exercises.SHORT_RUNS)
+
+
+def test_what_05_says_of_make_exercises_figures_holds_for_the_committed_file():
+    """05's prose reads the control's table and the classifiers' pairs in words: the committed figures bear them out."""
+    adaptation = tryit.read()["adaptation"]
+    rows = adaptation["control"]["perplexity"]
+    base, domain_model, control = (rows[name] for name in domain.CONTROL)
+    inside, outside = list(base)
+    assert abs(control[inside] / base[inside] - 1) < 0.1 < base[inside] / domain_model[inside] - 1  # about where it was; far below
+    assert control[outside] < base[outside] < domain_model[outside]  # better at the other text; the domain model worse
+    for by_encoder in adaptation["classifiers"]["by_regime"].values():
+        gains = [a - b for b, a in zip(by_encoder["base encoder"]["macro_f1"], by_encoder["adapted encoder"]["macro_f1"])]
+        assert min(gains) < 0 < max(gains)  # the pairs fall on both sides of equal: no difference shown
 
 
 def test_every_training_exercise_runs_in_the_kernel_with_the_change_make_exercises_measures():
     import ast
 
+    changes = []
     for page in run_all.NOTEBOOKS[:5]:  # 06's exercise needs no training: its parameters cell is the change
         cells = [("".join(c["source"])) for c in json.loads((config.project_root() / "notebooks" / f"{page}.ipynb")
                                                              .read_text())["cells"] if c["cell_type"] == "code"]
-        calls = [(i, ast.parse(c.strip().splitlines()[-1]).body[0].value) for i, c in enumerate(cells) if "tryit.short_run(" in c]
+        calls = [ast.parse(c.strip().splitlines()[-1]).body[0].value for c in cells if "tryit.short_run(" in c]
         assert calls, f"{page} has no exercise in the kernel"
-        for i, call in calls:
-            name = ast.literal_eval(ast.parse(cells[i + 1]).body[0].value.args[0])  # the answer folded after it
-            assert {k.arg: ast.literal_eval(k.value) for k in call.keywords} == exercises.SHORT_RUNS[name], page
+        changes += [{k.arg: ast.literal_eval(k.value) for k in call.keywords} for call in calls]
+    assert sorted(map(str, changes)) == sorted(str(c) for name, c in exercises.SHORT_RUNS.items() if name != "recipe")
 
 
 def test_a_short_run_trains_the_recipe_and_the_change_in_folders_of_their_own(tmp_path, monkeypatch):
@@ -141,6 +153,11 @@ def test_a_short_run_trains_the_recipe_and_the_change_in_folders_of_their_own(tm
     made = {p.parent.parent.name: json.loads(p.read_text())["settings"] for p in (tmp_path / "run" / "try").glob("*/model/made_with.json")}
     assert made["recipe"]["seed"] == 42 and made["seed-1"]["seed"] == 1 and made["seed-1"]["num_examples"] == 100
     assert table.equals(tryit.short_run(s, seed=1))  # read back, the same figures
+    assert list(table["scored on"]) == ["its test split", "its own test split"]  # another seed: another split
+    assert table.loc["seed=1", "perplexity_before"] != table.loc["this run's recipe", "perplexity_before"]
+    shorter = tryit.short_run(s, block_size=64)  # the same split: both scored on the recipe's masks, from the same start
+    assert shorter.loc["block_size=64", "scored on"] == "the recipe's masks"
+    assert shorter.loc["block_size=64", "perplexity_before"] == shorter.loc["this run's recipe", "perplexity_before"]
     monkeypatch.setenv(tryit.SKIP, "1")
     assert "skips this cell" in tryit.short_run(s, seed=1).data
 

@@ -26,7 +26,7 @@ ENV = dict(os.environ, PYTHONPATH=str(ROOT), OMP_NUM_THREADS="1", TQDM_DISABLE="
 @pytest.mark.parametrize("name", run_all.NOTEBOOKS)
 def test_each_notebook_runs_alone_in_an_empty_run_folder(tmp_path, name, caplog):
     """As on Colab: no notebook before it has run; what it needs is made with the earlier notebooks' calls."""
-    run_all.run_notebook(name, {"run_dir": str(tmp_path / "run")}, tmp_path / "out")
+    run_all.run_notebook(name, run_all.notebook_parameters(name, {"run_dir": str(tmp_path / "run")}), tmp_path / "out")
     executed = nbformat.read(tmp_path / "out" / f"{name}.ipynb", as_version=4)
     printed = "".join(o.get("text", "") for c in executed.cells if c.cell_type == "code" for o in c.outputs)
     assert "Passed unknown parameter" not in caplog.text
