@@ -65,6 +65,12 @@ def test_an_opening_is_at_most_150_words(name):
     assert len(words) <= 150, len(words)
 
 
+def test_the_six_pages_hold_at_most_4000_words_of_prose():
+    words = sum(len("".join(c["source"]).split()) for page in PAGES.values() for c in page["cells"]
+                if c["cell_type"] == "markdown")
+    assert words <= 4000, words
+
+
 @pytest.mark.parametrize("name", run_all.NOTEBOOKS)
 def test_the_committed_outputs_hold_no_machine_path_no_error_and_no_bare_check(name):
     outputs = [o for c in PAGES[name]["cells"] if c["cell_type"] == "code" for o in c.get("outputs", [])]
