@@ -89,14 +89,6 @@ def score(model, eval_masks: Dataset, batch_size: int = 64, head_only_at_masks: 
                   {kind: computed(kind) for kind in KINDS if kind in seen})
 
 
-def unigram(train_blocks, tokenizer, vocab_size: int) -> torch.Tensor:
-    """Each token's share of the training blocks, add-one smoothed, special tokens left out: the best guess that
-    ignores the context."""
-    counts = torch.bincount(torch.tensor(train_blocks["input_ids"]).flatten(), minlength=vocab_size).double()
-    counts[tokenizer.all_special_ids] = 0
-    return (counts + 1) / (counts.sum() + vocab_size)
-
-
 def table_scores(probabilities: torch.Tensor, eval_masks: Dataset, top_k: tuple[int, ...] = TOP_K) -> Scores:
     """A context-free table's figures: the same guesses at every picked position."""
     labels = torch.tensor(eval_masks["labels"])

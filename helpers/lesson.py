@@ -41,6 +41,26 @@ def insert_random_mask(batch, data_collator):
 
 
 # Defined in notebooks/04_train.ipynb
+def perplexity(model, eval_masks, batch_size=64):
+    """exp of the mean loss over every picked token of eval_masks, each token counting once."""
+    total, count = 0.0, 0
+    model.eval()
+    with torch.no_grad():
+        for batch in DataLoader(eval_masks.with_format("torch"), batch_size=batch_size):
+            picked = int((batch["labels"] != -100).sum())
+            total += model(**batch).loss.item() * picked
+            count += picked
+    return math.exp(total / count)
+
+
+def unigram(train_blocks, tokenizer, vocab_size):
+    """Each token's share of the training blocks, add-one smoothed, special tokens left out."""
+    counts = torch.bincount(torch.tensor(train_blocks["input_ids"]).flatten(), minlength=vocab_size).double()
+    counts[tokenizer.all_special_ids] = 0
+    return (counts + 1) / (counts.sum() + vocab_size)
+
+
+# Defined in notebooks/04_train.ipynb
 def train_loop(model, train_blocks, collator, *, steps: int, batch_size: int, learning_rate: float,
                weight_decay: float = 0.0, seed: int = 42) -> list[float]:
     """Train ``model`` for ``steps`` steps on ``train_blocks``, each batch masked by ``collator``; each step's loss."""
@@ -79,16 +99,3 @@ def without_dropout(model):
         if isinstance(module, nn.Dropout):
             module.p = 0.0
     return model
-
-
-# Defined in notebooks/05_evaluate.ipynb
-def perplexity(model, eval_masks, batch_size=64):
-    """exp of the mean loss over every picked token of eval_masks, each token counting once."""
-    total, count = 0.0, 0
-    model.eval()
-    with torch.no_grad():
-        for batch in DataLoader(eval_masks.with_format("torch"), batch_size=batch_size):
-            picked = int((batch["labels"] != -100).sum())
-            total += model(**batch).loss.item() * picked
-            count += picked
-    return math.exp(total / count)

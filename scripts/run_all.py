@@ -11,6 +11,7 @@ notebooks go to ``runs/<profile>/notebooks/`` (or ``--output-dir``); ``notebooks
 from __future__ import annotations
 
 import argparse
+import ast
 import os
 import sys
 import time
@@ -24,24 +25,26 @@ QUIET = {"TQDM_DISABLE": "1", "HF_DATASETS_DISABLE_PROGRESS_BARS": "1", "HF_HUB_
          "COURSE_SKIP_TRY_IT": "1"}  # and the Try it variants that train: the learner runs them
 
 
-def listed(name: str) -> set[str]:
-    """The parameters notebook ``name``'s cell lists."""
+def listed(name: str) -> dict[str, Any]:
+    """The settings notebook ``name``'s parameters cell lists, with its values."""
     import papermill
 
-    return set(papermill.inspect_notebook(str(config.project_root() / "notebooks" / f"{name}.ipynb")))
+    cell = papermill.inspect_notebook(str(config.project_root() / "notebooks" / f"{name}.ipynb"))
+    return {k: ast.literal_eval(v["default"]) for k, v in cell.items()}
 
 
 COMMAND_LINE_ONLY = ("streaming", "max_steps", "precision")  # 04's page trains as the guide does, without them
 
 
 def notebook_parameters(name: str, parameters: dict[str, Any]) -> dict[str, Any]:
-    """What notebook ``name`` is given: each setting its cell lists (the profile's value unless given), the rest in
-    ``overrides``."""
+    """What papermill injects into notebook ``name``: each setting its cell lists (the profile's value unless given), the
+    rest in ``overrides``, less what the cell holds already."""
     profile = parameters.get("profile", "tiny")
     cell = listed(name)
     given = {k: v for k, v in parameters.items() if k != "profile"}
-    values = {k: given.get(k, config.PROFILES[profile][k]) for k in cell - {"profile", "overrides"}}
-    return {"profile": profile, **values, "overrides": {k: v for k, v in given.items() if k not in cell}}
+    values = {"profile": profile, **{k: given.get(k, config.PROFILES[profile][k]) for k in cell if k not in ("profile", "overrides")},
+              "overrides": {k: v for k, v in given.items() if k not in cell}}
+    return {k: v for k, v in values.items() if v != cell[k]}
 
 
 def run_all(parameters: dict[str, Any], output_dir: Path | None = None) -> config.Settings:
@@ -85,6 +88,7 @@ def run_notebook(name: str, parameters: dict[str, Any], output_dir: Path) -> Non
     notebook = nbformat.read(source / f"{name}.ipynb", as_version=4)
     for stale in ("widgets", "papermill"):  # the last run's records: this run writes its own
         notebook.metadata.pop(stale, None)
+    notebook.cells = [c for c in notebook.cells if "injected-parameters" not in c.metadata.get("tags", [])]
     output = output_dir / f"{name}.ipynb"
     papermill.execute_notebook(notebook, str(output), parameters=parameters, cwd=str(source), kernel_name="python3",
                                progress_bar=False, kernel_manager_class=quiet_shutdown_kernel_manager(),

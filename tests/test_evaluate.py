@@ -75,7 +75,7 @@ def test_accuracy_by_kind_adds_up_to_the_accuracy_over_every_picked_token(model,
 
 def test_the_unigram_table_is_counts_by_hand(tokenizer, masks):
     blocks = {"input_ids": [[101, 2000, 2000, 2001, 102], [101, 2001, 2000, 2002, 102]]}
-    table = evaluate.unigram(blocks, tokenizer, len(tokenizer))
+    table = lesson.unigram(blocks, tokenizer, len(tokenizer))
     total = 6 + len(tokenizer)  # six ordinary tokens, add-one smoothing; [CLS] and [SEP] are not counted
     assert float(table[2000]) == pytest.approx(4 / total) and float(table[101]) == pytest.approx(1 / total)
     scores = evaluate.table_scores(table, masks)

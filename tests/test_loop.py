@@ -54,7 +54,7 @@ def test_without_dropout_turns_every_dropout_off():
 
 TWO_PROCESSES = """
 import os, sys
-from helpers import assets, collate, config, loop, steps
+from helpers import assets, collate, config, lesson, steps
 s = config.make_settings("tiny", run_dir=sys.argv[1], batch_size=8)
 blocks = steps.load("blocks", s)[0]["train"].select(range(32))
 masks = collate.SeededMasks(collate.make_collator(assets.load_tokenizer(s.model), s), seed=s.seed)

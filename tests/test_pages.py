@@ -29,8 +29,8 @@ GUIDE_CALLS = {  # the guide's calls, in the guide's form, run on the page
                       "remove_columns=", "def group_texts(examples", ".map(group_texts, batched=True"],
     "03_collate": ["DataCollatorForLanguageModeling(tokenizer=tokenizer, mlm_probability=", "def insert_random_mask("],
     "04_train": ["AutoModelForMaskedLM.from_pretrained(", "DataCollatorForLanguageModeling(tokenizer=tokenizer, mlm_probability=",
-                 "training_args = TrainingArguments(", "trainer = Trainer(", "trainer.train()", "def train_loop("],
-    "05_evaluate": ["math.exp(trainer.evaluate()['eval_loss'])", "def perplexity("],
+                 "training_args = TrainingArguments(", "trainer = Trainer(", "trainer.train()", "def train_loop(", "def perplexity("],
+    "05_evaluate": ["math.exp(trainer.evaluate()['eval_loss'])", "perplexity(base, eval_masks)"],
     "06_infer": ['pipeline("fill-mask"', "torch.where(", "torch.topk("],
 }
 

@@ -13,10 +13,15 @@ from scripts import bench, colab, exercises, rehearse, run_all
 
 
 def test_each_notebook_is_given_the_settings_its_cell_lists_and_the_rest_in_overrides():
-    assert run_all.listed("02_preprocess") == {"profile", "model", "block_size", "overrides"}
+    assert run_all.listed("02_preprocess") == {"profile": "tiny", "model": "splade-tiny", "block_size": 128, "overrides": {}}
     given = run_all.notebook_parameters("02_preprocess", {"profile": "guide", "block_size": 64, "seed": 1})
     assert given == {"profile": "guide", "model": "distilbert/distilroberta-base", "block_size": 64, "overrides": {"seed": 1}}
-    assert run_all.notebook_parameters("04_train", {})["learning_rate"] == config.PROFILES["tiny"]["learning_rate"]
+    assert run_all.notebook_parameters("04_train", {}) == {}  # the tiny profile's values are the cells' own
+    assert run_all.notebook_parameters("04_train", {"profile": "guide"})["learning_rate"] == 2e-5
+    for name in run_all.NOTEBOOKS:  # each cell holds the tiny profile's values
+        cell = run_all.listed(name)
+        assert {k: v for k, v in cell.items() if k not in ("profile", "overrides")} == \
+            {k: config.PROFILES["tiny"][k] for k in cell if k not in ("profile", "overrides")}
 
 
 def test_a_setting_the_notebooks_do_not_apply_is_refused_before_any_notebook_runs(tmp_path):
