@@ -19,7 +19,9 @@ def group_texts(examples, block_size=128):
     """Concatenate each column's token lists and cut them into blocks of block_size, dropping the remainder."""
     result = {}
     for column, lists in examples.items():
-        flat = [token for ids in lists for token in ids]
+        flat = []
+        for ids in lists:
+            flat.extend(ids)  # each token copied once; the guide's sum() copies the growing list at every record
         usable = len(flat) // block_size * block_size
         result[column] = [flat[i : i + block_size] for i in range(0, usable, block_size)]
     return result

@@ -1,6 +1,7 @@
 """04's plain PyTorch loop: on the same batches, the losses Trainer logs; under torchrun, one model."""
 
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -62,7 +63,7 @@ masks.rank = int(os.environ["RANK"])
 model = assets.load_model(s.model, at_masks=True)
 losses = lesson.train_loop(model, blocks, masks, steps=4, batch_size=8, learning_rate=s.learning_rate, seed=s.seed)
 weights = sum(float(p.detach().double().sum()) for p in model.parameters())
-print(f"rank {masks.rank}: {len(losses)} steps, first loss {losses[0]:.6f}, weights {weights:.6f}")
+print(f"rank {masks.rank}: {len(losses)} steps, first loss {losses[0]:.6f}, weights {weights:.6f}", flush=True)
 """
 
 
@@ -76,9 +77,10 @@ def test_the_loop_runs_under_torchrun_each_process_its_batches_one_model(tmp_pat
     ran = subprocess.run([str(Path(sys.executable).parent / "torchrun"), "--standalone", "--nproc_per_node", "2",
                           str(script), s.run_dir], cwd=root, env=env, capture_output=True, text=True, timeout=300)
     assert ran.returncode == 0, ran.stderr[-3000:]
-    lines = sorted(line for line in ran.stdout.splitlines() if line.startswith("rank "))
-    assert [line.split(":")[0] for line in lines] == ["rank 0", "rank 1"] and all("4 steps" in line for line in lines)
-    first = [line.split("first loss ")[1].split(",")[0] for line in lines]
-    weights = [line.split("weights ")[1] for line in lines]
+    # the two processes share one stdout, so a line of one may run into the other's: read the figures wherever they are
+    found = sorted(re.findall(r"rank (\d): (\d+) steps, first loss ([\d.]+), weights ([\d.]+)", ran.stdout))
+    assert [(rank, n) for rank, n, _, _ in found] == [("0", "4"), ("1", "4")], ran.stdout[-2000:]
+    first = [loss for _, _, loss, _ in found]
+    weights = [w for _, _, _, w in found]
     assert first[0] != first[1]  # each process its own share of the batches
     assert weights[0] == weights[1]  # gradients averaged across the two: one model
