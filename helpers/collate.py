@@ -81,7 +81,9 @@ def expected_rates(settings: Settings) -> dict[str, float]:
     return {"picked": settings.mlm_probability, "masked": 0.8, "replaced": 0.1, "kept": 0.1}
 
 
-def rates_table(measured: dict[str, float], expected: dict[str, float]) -> pd.DataFrame:
+def rates_table(test_blocks: Dataset, eval_masks: Dataset, tokenizer, settings: Settings) -> pd.DataFrame:
+    """What the collator is set to do beside what ``measure`` finds it did."""
+    measured, expected = measure(test_blocks, eval_masks, tokenizer), expected_rates(settings)
     return pd.DataFrame({"expected": expected, "measured": {k: round(measured[k], 4) for k in expected}}).rename_axis("rate")
 
 

@@ -79,14 +79,6 @@ def agree(a: list[dict[str, Any]], b: list[dict[str, Any]], tolerance: float = 1
                                     and abs(x["score"] - y["score"]) <= tolerance for x, y in zip(a, b))
 
 
-def side_by_side(results: dict[str, list[dict[str, Any]]]) -> pd.DataFrame:
-    """Top-k lists, a pair of columns (token, score) per model, one row a rank."""
-    table = pd.DataFrame({(name, column): [r[key] if key == "token_str" else round(r[key], 3) for r in rows]
-                          for name, rows in results.items() for column, key in (("token", "token_str"), ("score", "score"))})
-    table.index = pd.RangeIndex(1, len(table) + 1, name="rank")
-    return table
-
-
 def answer_id(word: str, tokenizer) -> int | None:
     """The one token that spells ``word`` after a space, or None when it takes several (a blank holds one token)."""
     ids = tokenizer(" " + word, add_special_tokens=False)["input_ids"]

@@ -48,6 +48,20 @@ def load(name: str, settings: Settings) -> tuple[Any, Settings]:
     return thing, settings
 
 
+def start(profile: str, *names: str, **parameters: Any) -> tuple[Any, ...]:
+    """A notebook's first call: its settings (``profile``, then its ``parameters``) and its inputs ``names``, each read
+    with ``load``; ``"base_model"`` is where 04 started, the general model's folder."""
+    settings = make_settings(profile, **parameters)
+    things = []
+    for name in names:
+        if name == "base_model":
+            things.append(base_model(settings))
+        else:
+            thing, settings = load(name, settings)
+            things.append(thing)
+    return (settings, *things)
+
+
 def pinned(settings: Settings, values: dict[str, Any], source: str) -> Settings:
     """``settings`` with ``values`` (what made ``source``) pinned in place; a value pinned otherwise is refused."""
     clash = {k: v for k, v in values.items() if k in settings.pinned and v != getattr(settings, k)}

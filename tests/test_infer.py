@@ -83,11 +83,3 @@ def test_the_probe_table_and_its_reading(model, tuned, tokenizer):
     with torch.no_grad():  # the first guess by hand: the argmax of the standard forward's logits at the mask
         logits = tuned(**inputs).logits[0, (inputs["input_ids"][0] == tokenizer.mask_token_id).nonzero()[0, 0]]
     assert first["first guess, fine-tuned"] == tokenizer.decode([int(logits.argmax())]).strip()
-
-
-def test_side_by_side_puts_each_models_tokens_and_scores_in_columns(model, tuned, tokenizer):
-    text = infer.with_mask(TEXT, tokenizer)
-    results = {"base": infer.fill_mask(text, model, tokenizer), "fine-tuned": infer.fill_mask(text, tuned, tokenizer)}
-    table = infer.side_by_side(results)
-    assert list(table.index) == [1, 2, 3]
-    assert list(table[("fine-tuned", "token")]) == [r["token_str"] for r in results["fine-tuned"]]

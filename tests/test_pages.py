@@ -30,7 +30,7 @@ GUIDE_CALLS = {  # the guide's calls, in the guide's form, run on the page
     "03_collate": ["DataCollatorForLanguageModeling(tokenizer=tokenizer, mlm_probability=", "def insert_random_mask("],
     "04_train": ["AutoModelForMaskedLM.from_pretrained(", "DataCollatorForLanguageModeling(tokenizer=tokenizer, mlm_probability=",
                  "training_args = TrainingArguments(", "trainer = Trainer(", "trainer.train()", "def train_loop(", "def perplexity("],
-    "05_evaluate": ["math.exp(trainer.evaluate()['eval_loss'])", "perplexity(base, eval_masks)"],
+    "05_evaluate": ["math.exp(trainer.evaluate()['eval_loss'])", "perplexity(model, eval_masks)"],
     "06_infer": ['pipeline("fill-mask"', "torch.where(", "torch.topk("],
 }
 
@@ -52,8 +52,8 @@ def test_each_page_lists_at_most_six_settings_and_uses_each(name):
     assert len(listed) <= 6 and listed[0] == "profile" and listed[-1] == "overrides"
     assert set(listed) - {"overrides"} <= {"profile", *config.NAMES}
     call = next(node for cell in code_cells(name)[1:] for node in ast.walk(ast.parse(cell))
-                if isinstance(node, ast.Call) and getattr(node.func, "attr", "") == "make_settings")
-    passed = {k.arg or k.value.id for k in call.keywords} | {a.id for a in call.args}
+                if isinstance(node, ast.Call) and getattr(node.func, "attr", "") in ("make_settings", "start"))
+    passed = {k.arg or k.value.id for k in call.keywords} | {a.id for a in call.args if isinstance(a, ast.Name)}
     assert passed == set(listed)  # each listed setting is read, the rest through overrides
     assert colab.badge(name) in "".join(PAGES[name]["cells"][0]["source"])
 

@@ -23,6 +23,17 @@ def test_a_missing_input_is_made_with_the_earlier_notebooks_calls_then_read(tmp_
     assert set(merged.pinned) >= set(runs.DEPENDS["blocks"])  # every later input must agree with what made these
 
 
+def test_start_is_make_settings_then_load_of_each_input_in_turn(tmp_path, capsys):
+    run = str(tmp_path / "run")
+    steps.load("eval_masks", config.make_settings("tiny", num_examples=200, seed=7, run_dir=run))  # made, then read below
+    settings, blocks, masks = steps.start("tiny", "blocks", "eval_masks", num_examples=200, seed=7, run_dir=run)
+    by_hand = config.make_settings("tiny", num_examples=200, seed=7, run_dir=run)
+    read_blocks, by_hand = steps.load("blocks", by_hand)
+    read_masks, by_hand = steps.load("eval_masks", by_hand)
+    assert settings == by_hand and settings.pinned == by_hand.pinned
+    assert blocks["test"]["input_ids"] == read_blocks["test"]["input_ids"] and masks["labels"] == read_masks["labels"]
+
+
 def test_the_record_holds_the_settings_and_the_code_that_made_the_artifact(tmp_path):
     import datasets
     import transformers
