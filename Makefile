@@ -7,7 +7,7 @@
 # make lab        JupyterLab on the notebooks
 # make notebooks  re-execute the committed notebooks in place (the outputs you see on GitHub)
 # make lib        copy the notebooks' cells marked #@save into helpers/lesson.py (make test fails while they differ)
-# make exercises  measure every Try it answer, 05's control and classifiers (helpers/try_it.json; about 25 minutes)
+# make exercises  measure every Try it answer at full size (helpers/try_it.json; about 20 minutes)
 
 PYTHON  ?= python3
 VENV    := .venv

@@ -1,11 +1,10 @@
-"""05 evaluate, part two: what fine-tuning on the domain changed, in it and on other text, and what it buys (a linear
-probe, and ``make exercises``' control and classifiers read back from ``try_it.json``).
+"""05 evaluate, part two: the other text split three ways (the general model's, the control's, the held-out part), and
+a linear probe of what the encoders hold.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import statistics
 from pathlib import Path
 from typing import Any
 
@@ -20,19 +19,29 @@ from .config import Settings
 from .preprocess import as_text
 from .steps import GENERAL
 
+HELD_OUT = 1 / 3  # of what the general stage leaves: a fifth of the other text, as 05 scores it
 
-def held_out_text(settings: Settings) -> Dataset:
-    """The test split of ``ood_source``, split as the general stage splits it: text the general model never saw."""
+
+def other_text(settings: Settings) -> DatasetDict:
+    """``ood_source`` split three ways with the general stage's seed: the general model's part (``general``), the
+    control's (``control``) and the part 05 scores (``held_out``); no record in two."""
     split = dataclasses.replace(settings, seed=GENERAL["seed"], test_size=GENERAL["test_size"])
-    return data.split_corpus(data.load_out_of_domain(settings), split)["test"]
+    parts = data.split_corpus(data.load_out_of_domain(settings), split)  # train: the general stage's; test: the rest
+    rest = parts["test"].train_test_split(test_size=HELD_OUT, seed=GENERAL["seed"])
+    return DatasetDict(general=parts["train"], control=rest["train"], held_out=rest["test"])
 
 
-def ood_masks(settings: Settings, tokenizer, n_blocks: int) -> Dataset:
-    """Fixed masks, drawn with the run's seed, over ``n_blocks`` blocks of ``held_out_text``."""
+def other_blocks(settings: Settings, tokenizer) -> DatasetDict:
+    """The control's part and the held-out part of ``other_text``, as blocks."""
     other = dataclasses.replace(settings, text_field="text")  # ood_source's column, whatever the corpus's is
-    blocks = preprocess.group_splits(preprocess.tokenize_splits(DatasetDict(test=held_out_text(settings)), tokenizer,
-                                                                other), other)["test"]
-    sample = blocks.shuffle(seed=settings.seed).select(range(min(n_blocks, len(blocks))))
+    parts = other_text(settings)
+    return preprocess.group_splits(preprocess.tokenize_splits(DatasetDict(
+        control=parts["control"], held_out=parts["held_out"]), tokenizer, other), other)
+
+
+def ood_masks(held_out_blocks: Dataset, tokenizer, settings: Settings, n_blocks: int) -> Dataset:
+    """Fixed masks, drawn with the run's seed, over ``n_blocks`` of the held-out blocks."""
+    sample = held_out_blocks.shuffle(seed=settings.seed).select(range(min(n_blocks, len(held_out_blocks))))
     return collate.make_eval_masks(sample, tokenizer, settings)
 
 
@@ -120,26 +129,3 @@ def probe_metrics(probe: dict[str, Any] | None) -> dict[str, float | None]:
             "probe_macro_f1_before": ("base", "macro_f1"), "probe_macro_f1_after": ("fine-tuned", "macro_f1"),
             "probe_majority": ("majority", "accuracy")}
     return {key: probe[model][what] if probe else None for key, (model, what) in keys.items()}
-
-
-# --- make exercises' figures: the same-budget control and the fine-tuned classifiers --------------------------
-
-CONTROL = ("base", "more steps on the domain", "control: more steps on the other text")  # make exercises' rows
-
-
-def control_table(adaptation: dict[str, Any]) -> pd.DataFrame:
-    """Perplexity of the base model, the domain model and the control, on held-out text in the domain and outside it."""
-    return pd.DataFrame(adaptation["control"]["perplexity"]).T.round(1)
-
-
-def spread(values: list[float]) -> tuple[float, float]:
-    """Mean and sample standard deviation."""
-    return statistics.mean(values), statistics.stdev(values) if len(values) > 1 else 0.0
-
-
-def classifier_table(adaptation: dict[str, Any]) -> pd.DataFrame:
-    """Macro-F1, mean ± SD over the seeds, one row a regime, one column an encoder."""
-    c = adaptation["classifiers"]
-    return pd.DataFrame({f"{regime} labels": {name: "{:.3f} ± {:.3f}".format(*spread(r["macro_f1"]))
-                                              for name, r in by_encoder.items()}
-                         for regime, by_encoder in c["by_regime"].items()}).T.rename_axis(f"macro-F1, {len(c['seeds'])} seeds")

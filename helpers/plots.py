@@ -127,21 +127,17 @@ def domain_perplexity(in_domain: dict[str, float], out_of_domain: dict[str, floa
     return _done(fig)
 
 
-def classifier_spread(by_regime: dict[str, dict[str, dict[str, list[float]]]]) -> Figure:
-    """05: each seed's macro-F1 for a classifier fine-tuned from each encoder, a panel per regime, the mean as a line."""
-    fig, axes = plt.subplots(1, len(by_regime), figsize=(4 * len(by_regime), 3.2))
-    axes = [axes] if len(by_regime) == 1 else list(axes)
-    colours = [REFERENCE_COLOURS["base"], REFERENCE_COLOURS["fine-tuned"]]
-    for ax, (regime, by_encoder) in zip(axes, by_regime.items()):
-        for pair in zip(*(figures["macro_f1"] for figures in by_encoder.values())):  # one seed, both encoders
-            ax.plot(range(len(pair)), pair, color="#BBBBBB", linewidth=0.8, zorder=1)
-        for x, ((name, figures), colour) in enumerate(zip(by_encoder.items(), colours)):
-            values = figures["macro_f1"]
-            ax.scatter([x] * len(values), values, color=colour, zorder=3, alpha=0.8)
-            ax.hlines(sum(values) / len(values), x - 0.25, x + 0.25, color="#333333")
-        ax.set_xticks(range(len(by_encoder)), list(by_encoder))
-        ax.set(title=f"{regime} labels", ylabel="macro-F1 on the test split", xlim=(-0.6, len(by_encoder) - 0.4))
-    fig.suptitle("One point a seed, joined across encoders; the black line is their mean")
+def classifier_spread(macro_f1: dict[str, list[float]]) -> Figure:
+    """05: each seed's macro-F1 for a classifier fine-tuned from each encoder, the seeds joined, the mean as a line."""
+    fig, ax = plt.subplots(figsize=(4.5, 3.2))
+    for pair in zip(*macro_f1.values()):  # one seed, every encoder
+        ax.plot(range(len(pair)), pair, color="#BBBBBB", linewidth=0.8, zorder=1)
+    for x, (name, values) in enumerate(macro_f1.items()):
+        ax.scatter([x] * len(values), values, color=REFERENCE_COLOURS.get(name, "#C44E52"), zorder=3, alpha=0.8)
+        ax.hlines(sum(values) / len(values), x - 0.25, x + 0.25, color="#333333")
+    ax.set_xticks(range(len(macro_f1)), list(macro_f1))
+    ax.set(ylabel="macro-F1 on the test split", xlim=(-0.6, len(macro_f1) - 0.4),
+           title="One point a seed, joined across encoders; a line at the mean")
     return _done(fig)
 
 

@@ -106,13 +106,14 @@ def _eval_masks(s: Settings) -> tuple[Any, Settings]:
     return collate.make_eval_masks(test_blocks, tokenizer, s), pinned(s, runs.made_with(s, "eval_masks")["settings"], "eval_masks")
 
 
-# The general stage's recipe: the tiny profile's, one pass over the general text, split with a seed of its own (05
-# holds out the same records whatever the run's seed), so one general model serves every run of a model and text.
-GENERAL = {"num_train_epochs": 1.0, "seed": 42, "test_size": 0.2}
+# The general stage's recipe: the tiny profile's, one pass over two fifths of the general text, split with a seed of
+# its own (05 keeps the same records for its control and its test whatever the run's seed), so one general model
+# serves every run of a model and text.
+GENERAL = {"num_train_epochs": 1.0, "seed": 42, "test_size": 0.6}
 
 
 def general_run(settings: Settings) -> Settings:
-    """The general stage's run: ``model`` trained with ``GENERAL`` on ``ood_source``'s training split, in the cache."""
+    """The general stage's run: ``model`` trained with ``GENERAL`` on ``ood_source``'s general part, in the cache."""
     general = make_settings("tiny", model=settings.model, general_stage=False, source=settings.ood_source,
                             ood_source=settings.source, text_field="text", label_field="", **GENERAL)
     key = hashlib.sha256(json.dumps(runs.made_with(general, "model")["settings"], sort_keys=True).encode()).hexdigest()
@@ -130,33 +131,36 @@ def base_model(settings: Settings) -> str:
                             "python -m helpers.train --max_steps 1 --run_dir runs/scratch), then launch the processes")
     if found != runs.made_with(general, "model"):
         print(f"the general model is {'missing' if found is None else 'older'}: making it in {runs.shown(general.run_path)}")
-        train_model(dataclasses.replace(general, retrain=found is not None))
+        train_model(dataclasses.replace(general, retrain=found is not None), evaluate=False)  # nothing reads its scores
     made = runs.read_metrics(general)
     print(f"the base model: the general model, {made['train_steps']} steps on {general.source}, kept in the cache")
     return str(runs.path(general, "model"))
 
 
-def train_model(settings: Settings) -> tuple[str, Settings]:
-    """Notebook 04 in one call, resumed where a run stopped and saved (pushed with ``push_to_hub``); also under torchrun."""
+def train_model(settings: Settings, evaluate: bool = True) -> tuple[str, Settings]:
+    """Notebook 04 in one call, resumed where a run stopped and saved (pushed with ``push_to_hub``); also under torchrun.
+    ``evaluate=False``: no fixed masks made, no evaluation."""
     train.check_launcher()
     tokenizer = assets.load_tokenizer(settings.model)
-    eval_masks, settings = load("eval_masks", settings)
+    eval_masks, settings = load("eval_masks", settings) if evaluate else (None, settings)
     if settings.streaming:  # shuffled through a buffer, as a stream allows; the seed makes the order repeatable
         stream = data.stream_split(data.stream_corpus(settings), settings)["train"]
         train_blocks = preprocess.stream_blocks(stream, tokenizer, settings).shuffle(seed=settings.seed, buffer_size=10_000)
     else:
         train_blocks = load("blocks", settings)[0]["train"]
     model = assets.load_model(base_model(settings), at_masks=settings.masked_head)
-    trainer = train.make_trainer(settings, model, tokenizer, train_blocks, eval_masks)
+    trainer = train.make_trainer(settings, model, tokenizer, train_blocks, eval_masks,
+                                 **({} if evaluate else {"eval_strategy": "no"}))
     first = trainer.is_world_process_zero()
     checkpoint = train.last_checkpoint(settings) if first else None  # the first process settles the folder
     trainer.accelerator.wait_for_everyone()
     checkpoint = checkpoint if first else train.last_checkpoint(settings)
-    before = trainer.evaluate()["eval_loss"]  # as 04 does, before train()
+    before = trainer.evaluate()["eval_loss"] if evaluate else None  # as 04 does, before train()
     output = trainer.train(resume_from_checkpoint=checkpoint)
     train.save(trainer, settings, checkpoint, output)
-    after = trainer.evaluate()["eval_loss"]
-    print(f"perplexity on the fixed masks: {math.exp(before):,.1f} before training, {math.exp(after):,.1f} after")
+    if evaluate:
+        after = trainer.evaluate()["eval_loss"]
+        print(f"perplexity on the fixed masks: {math.exp(before):,.1f} before training, {math.exp(after):,.1f} after")
     if settings.push_to_hub and first:
         train.push(settings)
     return str(runs.path(settings, "model")), settings

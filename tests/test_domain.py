@@ -1,4 +1,4 @@
-"""05's part two: the text outside the domain, the probe, and the tables of the control and the classifiers."""
+"""05's part two: the text outside the domain, split three ways, and the probe."""
 
 import pytest
 import torch
@@ -43,23 +43,30 @@ def test_the_probe_finds_the_topic_and_counts_the_records_only_one_encoder_gets(
     assert domain.probe_metrics(None)["probe_accuracy_after"] is None  # no figure left from an earlier run
 
 
-def test_out_of_domain_masks_come_from_the_held_out_part_of_the_other_text(tmp_path, tokenizer):
-    s = config.make_settings("tiny", run_dir=str(tmp_path), num_examples=300, seed=7)
-    split = data.split_corpus(data.load_out_of_domain(s), config.make_settings("tiny", seed=42, test_size=0.2))  # the general stage's
-    assert not set(data.load_wiki_science()["text"]) & set(split["test"]["text"])
-    masks = domain.ood_masks(s, tokenizer, n_blocks=40)
+def test_the_other_text_splits_three_ways_and_05s_masks_come_from_its_held_out_part(tmp_path, tokenizer):
+    s = config.make_settings("tiny", run_dir=str(tmp_path), seed=7)
+    parts = domain.other_text(s)
+    texts = {name: set(part["text"]) for name, part in parts.items()}
+    everything = data.load_out_of_domain(s)["text"]
+    assert sum(len(part) for part in parts.values()) == len(everything) and set().union(*texts.values()) == set(everything)
+    assert not (texts["general"] & texts["control"] or texts["general"] & texts["held_out"] or texts["control"] & texts["held_out"])
+    assert [round(len(parts[name]) / len(everything), 2) for name in parts] == [0.4, 0.4, 0.2]
+    assert domain.other_text(config.make_settings("tiny", seed=1))["held_out"]["text"] == parts["held_out"]["text"]  # its own seed
+    assert not set(data.load_wiki_science()["text"]) & set(everything)
+    blocks = domain.other_blocks(s, tokenizer)
+    masks = domain.ood_masks(blocks["held_out"], tokenizer, s, n_blocks=40)
     assert len(masks) == 40
 
-    def joined(part):  # each block, unmasked, is a run of the held-out records' tokens, and of no training record's
-        ids = tokenizer(list(split[part]["text"]))["input_ids"]
+    def joined(part):  # each block, unmasked, is a run of one part's records' tokens
+        ids = tokenizer(list(parts[part]["text"]))["input_ids"]
         return "," + ",".join(str(t) for record in ids for t in record) + ","
 
-    held_out, trained = joined("test"), joined("train")
+    held_out, others = joined("held_out"), joined("general") + joined("control")
     for row in masks.select(range(5)):
         block = [label if label != collate.IGNORE else token for token, label in zip(row["input_ids"], row["labels"])]
         run = "," + ",".join(map(str, block)) + ","
-        assert run in held_out and run not in trained
-    assert domain.ood_masks(s, tokenizer, n_blocks=40)["labels"] == masks["labels"]  # the seed draws them
+        assert run in held_out and run not in others
+    assert domain.ood_masks(blocks["held_out"], tokenizer, s, n_blocks=40)["labels"] == masks["labels"]  # the seed draws them
 
 
 def test_the_probe_table_counts_the_records_only_one_probe_gets_right():
@@ -68,20 +75,6 @@ def test_the_probe_table_counts_the_records_only_one_probe_gets_right():
     table = domain.probe_table(probe)
     assert table.loc["fine-tuned", "right where the other is wrong"] == 2 and table.loc["base", "accuracy"] == 0.6
     assert table["right where the other is wrong"].isna().tolist() == [False, False, True]
-
-
-def adaptation(base, adapted, control=(40.0, 36.0), source="wiki-science"):
-    return {"measured": {"profile": "tiny", "model": "splade-tiny", "source": source, "machine": "M", "date": "D"},
-            "control": {"steps": 9, "source": "wiki-other", "perplexity": {
-                "base": {"in the domain": 80.0, "on the other text": 40.0},
-                "more steps on the domain": {"in the domain": 10.0, "on the other text": 50.0},
-                "control: more steps on the other text": {"in the domain": control[0], "on the other text": control[1]}}},
-            "classifiers": {"seeds": [0, 1, 2], "by_regime": {"few": {"base encoder": {"macro_f1": base},
-                                                                      "adapted encoder": {"macro_f1": adapted}}}}}
-
-
-def test_the_classifier_table_shows_mean_and_spread_over_the_seeds():
-    assert domain.classifier_table(adaptation([0.70, 0.72], [0.71, 0.70])).loc["few labels", "base encoder"] == "0.710 ± 0.014"
 
 
 def test_the_other_topics_are_not_the_sciences():

@@ -46,6 +46,16 @@ def test_both_models_were_scored_on_general_text_and_both_probes_beat_the_majori
     assert m["probe_sentences_first"]["fine-tuned"] > m["probe_sentences_first"]["base"]  # 06: "first in more of these"
 
 
+def test_the_control_gained_less_in_the_domain_than_the_domains_steps_and_more_outside_it(run):
+    _, m = run  # 05: "the control's steps lower the domain's perplexity too ... the domain's own steps lower it far more"
+    assert m["perplexity_after"] < m["perplexity_control"] < m["perplexity_before"]
+    assert m["perplexity_ood_control"] < m["perplexity_ood_before"] < m["perplexity_ood_after"]  # "gains there, ... loses"
+    f1 = m["classifier_macro_f1"]
+    assert [len(f1["base"]), len(f1["fine-tuned"])] == [3, 3] and min(f1["base"] + f1["fine-tuned"]) > m["probe_majority"]
+    gains = [after - before for before, after in zip(f1["base"], f1["fine-tuned"])]
+    assert min(gains) < 0 < max(gains)  # "the seeds' pairs fall on both sides of equal"
+
+
 def test_fine_tuning_moved_the_guides_answer_up_and_the_pipeline_filled_the_mask(run):
     _, m = run
     rank = m["fill_mask_answer_rank"]

@@ -8,8 +8,8 @@ import pyarrow.parquet as pq
 import pytest
 from transformers import RobertaForMaskedLM
 
-from helpers import assets, config, domain, runs, tryit
-from scripts import bench, colab, exercises, rehearse, run_all
+from helpers import assets, config, runs, tryit
+from scripts import bench, calls, colab, exercises, rehearse, run_all
 
 
 def test_each_notebook_is_given_the_settings_its_cell_lists_and_the_rest_in_overrides():
@@ -89,13 +89,6 @@ def test_bench_rows_time_only_identical_work_and_show_failures(monkeypatch):
     assert "FAILED" in bench.table(failed)
 
 
-def test_few_labels_draws_that_many_of_each_class_with_the_seed():
-    labels = [0] * 10 + [1] * 3 + [2] * 20
-    picked = exercises.few_labels(labels, 4, seed=1)
-    assert [sum(labels[i] == c for i in picked) for c in (0, 1, 2)] == [4, 3, 4]
-    assert picked == exercises.few_labels(labels, 4, seed=1) != exercises.few_labels(labels, 4, seed=2)
-
-
 def test_what_the_folded_answers_say_holds_for_the_committed_file():
     """Each Try it answer reads make exercises' full-size figures in words: the committed figures bear them out."""
     measured = tryit.read()
@@ -122,19 +115,6 @@ def test_what_the_folded_answers_say_holds_for_the_committed_file():
 def test_every_exercise_make_exercises_measures_is_still_asked():
     measured = tryit.read()
     assert set(measured["runs"]) == set(exercises.RUNS) and set(measured["short"]) == set(exercises.SHORT_RUNS)
-
-
-def test_what_05_says_of_make_exercises_figures_holds_for_the_committed_file():
-    """05's prose reads the control's table and the classifiers' pairs in words: the committed figures bear them out."""
-    adaptation = tryit.read()["adaptation"]
-    rows = adaptation["control"]["perplexity"]
-    base, domain_model, control = (rows[name] for name in domain.CONTROL)
-    inside, outside = list(base)
-    assert abs(control[inside] / base[inside] - 1) < 0.1 < base[inside] / domain_model[inside] - 1  # about where it was; far below
-    assert control[outside] < base[outside] < domain_model[outside]  # better at the other text; the domain model worse
-    for by_encoder in adaptation["classifiers"]["by_regime"].values():
-        gains = [a - b for b, a in zip(by_encoder["base encoder"]["macro_f1"], by_encoder["adapted encoder"]["macro_f1"])]
-        assert min(gains) < 0 < max(gains)  # the pairs fall on both sides of equal: no difference shown
 
 
 def test_every_training_exercise_runs_in_the_kernel_with_the_change_make_exercises_measures():
@@ -179,3 +159,15 @@ def test_the_badges_follow_the_repository_setting(tmp_path, monkeypatch):
     text = (tmp_path / "notebooks" / "01_load.ipynb").read_text()
     assert "colab.research.google.com/github/someone/fork/blob/dev/notebooks/01_load.ipynb" in text
     assert "git+https://github.com/someone/fork" in text and "mlm-course/masked-lm-course" not in text
+
+
+def test_the_call_count_counts_each_call_site_into_helpers_and_nothing_else(tmp_path):
+    cells = ["import math\nfrom helpers import plots, runs\nfrom helpers.lesson import perplexity\n",
+             "if True:\n    !pip install x\nruns.save(a, b, 'c')\n[perplexity(m, e) for m in ms]\nmath.exp(1)\n",
+             "%%time\ndef table():\n    return plots.top_k(1), plots.top_k(2)\n",
+             "from helpers.masked_head import at_masks\n\n\ndef at_masks(m):\n    return m\n\n\nat_masks(1)\n",
+             "## markdown: runs.save(x)"]
+    notebook = tmp_path / "07_x.ipynb"
+    notebook.write_text(json.dumps({"cells": [{"cell_type": "markdown" if c.startswith("##") else "code", "source": c}
+                                              for c in cells]}))
+    assert calls.calls(notebook) == ["runs.save", "lesson.perplexity", "plots.top_k", "plots.top_k"]  # by hand
