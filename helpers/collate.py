@@ -10,7 +10,6 @@ import dataclasses
 import zlib
 from typing import Any
 
-import pandas as pd
 import torch
 from datasets import Dataset
 from transformers import DataCollatorForLanguageModeling, TrainerCallback, default_data_collator
@@ -81,23 +80,6 @@ def expected_rates(settings: Settings) -> dict[str, float]:
     return {"picked": settings.mlm_probability, "masked": 0.8, "replaced": 0.1, "kept": 0.1}
 
 
-def rates_table(test_blocks: Dataset, eval_masks: Dataset, tokenizer, settings: Settings) -> pd.DataFrame:
-    """What the collator is set to do beside what ``measure`` finds it did."""
-    measured, expected = measure(test_blocks, eval_masks, tokenizer), expected_rates(settings)
-    return pd.DataFrame({"expected": expected, "measured": {k: round(measured[k], 4) for k in expected}}).rename_axis("rate")
-
-
-def token_table(original: list[int], masked: list[int], labels: list[int], tokenizer, n: int = 20) -> pd.DataFrame:
-    """One block, token by token: what each token was, what the model sees, and what happened to it."""
-    rows = []
-    for before, after, label in zip(original[:n], masked[:n], labels[:n]):
-        what = "" if label == IGNORE else "masked" if after == tokenizer.mask_token_id else "kept" if after == before \
-            else "replaced"
-        rows.append({"token": tokenizer.convert_ids_to_tokens(before), "model sees": tokenizer.convert_ids_to_tokens(after),
-                     "what": what, "label": IGNORE if label == IGNORE else tokenizer.convert_ids_to_tokens(label)})
-    return pd.DataFrame(rows).rename_axis("position")
-
-
 # --- whole words (03's last section) -------------------------------------------------------------------------
 
 def words_of(block: dict[str, Any], labels: list[int], tokenizer) -> list[list[tuple[str, bool]]]:
@@ -115,30 +97,7 @@ def words_of(block: dict[str, Any], labels: list[int], tokenizer) -> list[list[t
     return words
 
 
-def word_rates(test_blocks: Dataset, eval_masks: Dataset, tokenizer) -> dict[str, float]:
-    """Over whole words: the share picked, pieces per picked word, the share labelled whole (all, and of several pieces)."""
-    found = [w for block, labels in zip(test_blocks, eval_masks["labels"]) for w in words_of(block, labels, tokenizer)]
-    picked = [[labelled for _, labelled in w] for w in found if any(labelled for _, labelled in w)]
-    long = [w for w in picked if len(w) > 1]
-    return {"words picked": len(picked) / len(found), "pieces per picked word": sum(map(len, picked)) / max(len(picked), 1),
-            "picked words labelled whole": sum(map(all, picked)) / max(len(picked), 1),
-            "picked words of several pieces labelled whole": sum(map(all, long)) / max(len(long), 1)}
-
-
 def part_hidden(block: dict[str, Any], labels: list[int], tokenizer) -> list[str]:
     """The words of a block labelled only in part, their labelled pieces in brackets: the pieces in view give them away."""
     return [" ".join(f"[{piece}]" if labelled else piece for piece, labelled in word)
             for word in words_of(block, labels, tokenizer) if 0 < sum(labelled for _, labelled in word) < len(word)]
-
-
-WAYS = {"token masking": False, "whole-word masking": True}
-
-
-def rates_both_ways(test_blocks: Dataset, tokenizer, settings: Settings) -> pd.DataFrame:
-    """Word and token rates of evaluation masks made each way from the same blocks, side by side."""
-    columns = {}
-    for name, whole in WAYS.items():
-        masks = make_eval_masks(test_blocks, tokenizer, dataclasses.replace(settings, whole_word_mask=whole))
-        rates = {**word_rates(test_blocks, masks, tokenizer), **measure(test_blocks, masks, tokenizer)}
-        columns[name] = {k: round(v, 4) for k, v in rates.items()}
-    return pd.DataFrame(columns).rename_axis("rate")

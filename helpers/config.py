@@ -56,7 +56,7 @@ class Settings:
     hub_model_id: str | None = _setting(None, "the Hub repository to push to; None: <model>-<data>-mlm under your account")
     ood_source: str = _setting("wiki-other", 'text from outside the domain, scored in 05: "wiki-other" (installed '
                                'summaries of 7 other topics) or a .txt/.jsonl file with a "text" field')
-    label_field: str = _setting("topic", 'the column of labels 05\'s probe predicts; "": no probe')
+    label_field: str = _setting("topic", 'the labels 05\'s classifiers predict; "": no classifiers')
     fill_mask_text: str = _setting("DNA carries the {mask} information of living things.",
                                    '"{mask}" stands for the tokenizer\'s mask token')
     fill_mask_answer: str = _setting("genetic", "the word expected in the blank: 06 shows where each model ranks it")

@@ -1,5 +1,5 @@
 """05 evaluate: perplexity (``exp`` of the mean cross-entropy over every picked token, each counting once) and top-k
-accuracy on the fixed masks, beside uniform guessing and a unigram table, which need no model.
+accuracy on the fixed masks, over every picked position and at each kind of picked position.
 """
 
 from __future__ import annotations
@@ -9,7 +9,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import evaluate as hf_evaluate  # the library; this module is helpers.evaluate
-import pandas as pd
 import torch
 import torch.nn.functional as F
 from datasets import Dataset
@@ -89,41 +88,15 @@ def score(model, eval_masks: Dataset, batch_size: int = 64, head_only_at_masks: 
                   {kind: computed(kind) for kind in KINDS if kind in seen})
 
 
-def table_scores(probabilities: torch.Tensor, eval_masks: Dataset, top_k: tuple[int, ...] = TOP_K) -> Scores:
-    """A context-free table's figures: the same guesses at every picked position."""
-    labels = torch.tensor(eval_masks["labels"])
-    labels = labels[labels != IGNORE]
-    guesses = probabilities.topk(max(top_k)).indices
-    return Scores(float(-probabilities[labels].log().mean()), len(labels),
-                  {k: float(torch.isin(labels, guesses[:k]).double().mean()) for k in top_k})
-
-
-def uniform_scores(vocab_size: int, eval_masks: Dataset, top_k: tuple[int, ...] = TOP_K) -> Scores:
-    """Guessing uniformly over the vocabulary: perplexity is the vocabulary's size, top-k accuracy k / size."""
-    picked = int((torch.tensor(eval_masks["labels"]) != IGNORE).sum())
-    return Scores(math.log(vocab_size), picked, {k: k / vocab_size for k in top_k})
-
-
-def table(scores: dict[str, Scores]) -> pd.DataFrame:
-    """Perplexity and top-k accuracy, one row a model or reference point."""
-    return pd.DataFrame({name: {"perplexity": round(s.perplexity, 1), **{f"top-{k} accuracy": round(a, 3)
-                                                                         for k, a in s.accuracy.items()}}
-                         for name, s in scores.items()}).T
-
-
-def by_kind_table(scores: dict[str, Scores]) -> pd.DataFrame:
-    """Top-k accuracy at each kind of picked position, one row a model."""
-    return pd.DataFrame({name: {(kind, f"top-{k}"): round(a, 3) for kind, by_k in s.by_kind.items() for k, a in by_k.items()}
-                         for name, s in scores.items() if s.by_kind}).T
-
-
-def metrics(scores: dict[str, Scores], prefix: str = "") -> dict[str, float]:
+def metrics(scores: dict[str, Scores], ood: dict[str, Scores]) -> dict[str, float]:
     """The figures ``metrics.json`` keeps for the base and the fine-tuned model: perplexity and top-1 / top-5 accuracy,
-    over every picked token and at the mask token alone; ``prefix="ood_"`` for the text from outside the domain."""
+    over every picked token and at the mask token alone, in the domain (``scores``) and outside it (``ood``, keys
+    ``*_ood_*``)."""
     found = {}
-    for model, when in (("base", "before"), ("fine-tuned", "after")):
-        s = scores[model]
-        found[f"perplexity_{prefix}{when}"] = s.perplexity
-        found.update({f"top{k}_accuracy_{prefix}{when}": a for k, a in s.accuracy.items()})
-        found.update({f"top{k}_accuracy_at_mask_{prefix}{when}": a for k, a in s.by_kind.get("masked", {}).items()})
+    for prefix, where in (("", scores), ("ood_", ood)):
+        for model, when in (("base", "before"), ("fine-tuned", "after")):
+            s = where[model]
+            found[f"perplexity_{prefix}{when}"] = s.perplexity
+            found.update({f"top{k}_accuracy_{prefix}{when}": a for k, a in s.accuracy.items()})
+            found.update({f"top{k}_accuracy_at_mask_{prefix}{when}": a for k, a in s.by_kind.get("masked", {}).items()})
     return found

@@ -118,10 +118,10 @@ def probe_sentences(texts: list, tokenizer, n: int = 40) -> list[tuple[str, str]
     return found
 
 
-def probe_table(models: dict[str, Any], tokenizer, probes: list[tuple[str, str]]) -> pd.DataFrame:
-    """Each probe's expected word, and each model's first guess and rank for it (1: first)."""
+def probe_table(models: dict[str, Any], tokenizer, texts: list) -> pd.DataFrame:
+    """For each of ``probe_sentences(texts)``: the expected word, and each model's first guess and rank for it (1: first)."""
     rows = []
-    for template, word in probes:
+    for template, word in probe_sentences(texts, tokenizer):
         text = with_mask(template, tokenizer)
         row = {"sentence": template.replace("{mask}", "___"), "expected": word}
         for name, model in models.items():

@@ -161,8 +161,6 @@ def train_model(settings: Settings, evaluate: bool = True) -> tuple[str, Setting
     if evaluate:
         after = trainer.evaluate()["eval_loss"]
         print(f"perplexity on the fixed masks: {math.exp(before):,.1f} before training, {math.exp(after):,.1f} after")
-    if settings.push_to_hub and first:
-        train.push(settings)
     return str(runs.path(settings, "model")), settings
 
 

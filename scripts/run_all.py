@@ -109,9 +109,10 @@ def headline(settings: config.Settings) -> str:
              f"{m['top1_accuracy_at_mask_after']:.1%} after",
              f"outside the domain ({settings.ood_source}): perplexity {m['perplexity_ood_before']:.1f} before, "
              f"{m['perplexity_ood_after']:.1f} after"]
-    if m.get("probe_accuracy_before") is not None:
-        lines.append(f"{settings.label_field} probe: accuracy {m['probe_accuracy_before']:.1%} before, "
-                     f"{m['probe_accuracy_after']:.1%} after (majority class {m['probe_majority']:.1%})")
+    if m.get("classifier_macro_f1"):
+        mean = {name: sum(f1) / len(f1) for name, f1 in m["classifier_macro_f1"].items()}
+        lines.append(f"{settings.label_field} classifiers, macro-F1 over {len(m['classifier_macro_f1']['base'])} seeds: "
+                     f"{mean['base']:.3f} from the base model, {mean['fine-tuned']:.3f} from the fine-tuned one")
     fills = ", ".join(f"{r['token_str']} {r['score']:.3f}" for r in m["fill_mask"])
     lines += [f"fill-mask, fine-tuned, {m['fill_mask_text']!r}: {fills}",
               f"training: {m['train_steps']} steps in {m['train_seconds']:.1f} s",

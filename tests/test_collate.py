@@ -2,7 +2,7 @@ import pytest
 import torch
 from datasets import Dataset
 
-from helpers import collate, config
+from helpers import collate, config, plots
 
 N_BLOCKS = 400  # 400 x 128 tokens: binomial noise on the rates well under a point
 
@@ -126,7 +126,7 @@ def dataclasses_replace(s, **changes):
     return dataclasses.replace(s, **changes)
 
 
-def test_token_table_names_what_happened(tokenizer):
+def test_each_position_is_named_for_what_it_shows(tokenizer):
     m, cls = tokenizer.mask_token_id, tokenizer.cls_token_id
-    table = collate.token_table([cls, 2000, 2001, 2002, 2003], [cls, m, 2001, 2050, 2003], [-100, 2000, 2001, 2002, -100], tokenizer)
-    assert list(table["what"]) == ["", "masked", "kept", "replaced", ""]
+    seen, labels = [cls, m, 2001, 2050, 2003], [-100, 2000, 2001, 2002, -100]  # by hand: not picked, masked, kept, swapped
+    assert [plots.kind(s, label, m) for s, label in zip(seen, labels)] == ["", "masked", "kept", "replaced", ""]

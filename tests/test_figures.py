@@ -38,12 +38,13 @@ def test_the_general_model_beat_the_unigram_table_widely_and_fine_tuning_beat_th
     assert m["perplexity_after"] < m["perplexity_before"] and m["top1_accuracy_at_mask_after"] > m["top1_accuracy_at_mask_before"]
 
 
-def test_both_models_were_scored_on_general_text_and_both_probes_beat_the_majority_class(run):
+def test_both_models_were_scored_on_general_text_and_06_counted_its_sentences(run):
     _, m = run
     assert m["perplexity_ood_after"] > m["perplexity_ood_before"] > 0  # 05: "lower in the domain, higher outside it"
-    assert min(m["probe_accuracy_before"], m["probe_accuracy_after"]) > m["probe_majority"]
     assert m["probe_sentences"] == 40
-    assert m["probe_sentences_first"]["fine-tuned"] > m["probe_sentences_first"]["base"]  # 06: "first in more of these"
+    first, median = m["probe_sentences_first"], m["probe_median_rank"]  # 06: "ranked first, the two models are close;
+    assert abs(first["fine-tuned"] - first["base"]) <= 4  # the median rank tells them apart: ... far up the list"
+    assert median["fine-tuned"] < median["base"] / 2
 
 
 def test_the_control_gained_less_in_the_domain_than_the_domains_steps_and_more_outside_it(run):
@@ -51,9 +52,9 @@ def test_the_control_gained_less_in_the_domain_than_the_domains_steps_and_more_o
     assert m["perplexity_after"] < m["perplexity_control"] < m["perplexity_before"]
     assert m["perplexity_ood_control"] < m["perplexity_ood_before"] < m["perplexity_ood_after"]  # "gains there, ... loses"
     f1 = m["classifier_macro_f1"]
-    assert [len(f1["base"]), len(f1["fine-tuned"])] == [3, 3] and min(f1["base"] + f1["fine-tuned"]) > m["probe_majority"]
+    assert [len(f1["base"]), len(f1["fine-tuned"])] == [3, 3] and min(f1["base"] + f1["fine-tuned"]) > 0.5  # chance: 0.25
     gains = [after - before for before, after in zip(f1["base"], f1["fine-tuned"])]
-    assert min(gains) < 0 < max(gains)  # "the seeds' pairs fall on both sides of equal"
+    assert min(gains) < 0 < max(gains)  # "some seeds' lines fall and some rise"
 
 
 def test_fine_tuning_moved_the_guides_answer_up_and_the_pipeline_filled_the_mask(run):

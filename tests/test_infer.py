@@ -76,10 +76,13 @@ def test_probe_sentences_follow_the_stated_rule(tokenizer):
 
 
 def test_the_probe_table_and_its_reading(model, tuned, tokenizer):
-    table = infer.probe_table({"base": model, "fine-tuned": tuned}, tokenizer, [("The Milky Way is a {mask} galaxy.", "spiral")])
+    texts = ["Too short.", "Our home galaxy, the Milky Way, is a barred spiral. Not this sentence."]
+    table = infer.probe_table({"base": model, "fine-tuned": tuned}, tokenizer, texts)
     first = table.iloc[0]
-    assert first["expected"] == "spiral" and first["rank, fine-tuned"] < first["rank, base"]
-    inputs = tokenizer(infer.with_mask(TEXT, tokenizer), return_tensors="pt")
-    with torch.no_grad():  # the first guess by hand: the argmax of the standard forward's logits at the mask
+    assert len(table) == 1 and first["expected"] == "spiral"
+    assert first["sentence"] == "Our home galaxy, the Milky Way, is a barred ___."
+    inputs = tokenizer(f"Our home galaxy, the Milky Way, is a barred {tokenizer.mask_token}.", return_tensors="pt")
+    with torch.no_grad():  # by hand: the standard forward's logits at the mask, sorted
         logits = tuned(**inputs).logits[0, (inputs["input_ids"][0] == tokenizer.mask_token_id).nonzero()[0, 0]]
     assert first["first guess, fine-tuned"] == tokenizer.decode([int(logits.argmax())]).strip()
+    assert first["rank, fine-tuned"] == logits.argsort(descending=True).tolist().index(infer.answer_id("spiral", tokenizer)) + 1

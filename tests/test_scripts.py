@@ -35,12 +35,14 @@ def test_the_headline_reads_the_runs_metrics(tmp_path):
     runs.write_json(s.run_path / "metrics.json", {
         "model": None, "perplexity_before": 3000.0, "perplexity_after": 50.0, "perplexity_unigram": 1200.0,
         "top1_accuracy_at_mask_before": 0.005, "top1_accuracy_at_mask_after": 0.29, "perplexity_ood_before": 3600.0,
-        "perplexity_ood_after": 72.6, "probe_accuracy_before": None, "fill_mask_text": "a [MASK] b",
+        "perplexity_ood_after": 72.6, "classifier_macro_f1": {}, "fill_mask_text": "a [MASK] b",
         "fill_mask": [{"token_str": "galaxy", "score": 0.319}], "train_steps": 393, "train_seconds": 87.4})
     text = run_all.headline(s)
     assert "3000.0 before, 50.0 after fine-tuning (60.0x lower; unigram table 1200.0)" in text
     assert "0.5% before, 29.0% after" in text and "galaxy 0.319" in text and "393 steps in 87.4 s" in text
-    assert "probe" not in text  # a run with no probe says nothing of one
+    assert "classifiers" not in text  # a run with no labels says nothing of them
+    runs.update_metrics(s, classifier_macro_f1={"base": [0.7, 0.8, 0.9], "fine-tuned": [0.6, 0.7, 0.8]})
+    assert "macro-F1 over 3 seeds: 0.800 from the base model, 0.700 from the fine-tuned one" in run_all.headline(s)
 
 
 @pytest.fixture(scope="module")
