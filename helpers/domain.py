@@ -1,5 +1,5 @@
 """05 evaluate, part two: the other text split three ways (the general model's, the control's, the held-out part), and
-the classifiers' scores.
+the control's blocks and the held-out part's fixed masks.
 """
 
 from __future__ import annotations

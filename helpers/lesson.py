@@ -106,6 +106,7 @@ def without_dropout(model):
 # Defined in notebooks/05_evaluate.ipynb
 def macro_f1(predictions, labels):
     """Each label's F1, 2 x hits / (predicted + actual), averaged over the labels: a rare label counts as much as a common one."""
+    assert len(predictions) == len(labels) > 0, "one prediction per label"
     classes = set(predictions) | set(labels)
     hits = {c: sum(p == l == c for p, l in zip(predictions, labels)) for c in classes}
     return sum(2 * hits[c] / (predictions.count(c) + labels.count(c)) for c in classes) / len(classes)

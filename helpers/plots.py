@@ -1,4 +1,5 @@
-"""Every figure the notebooks show. Each returns a closed ``Figure``: the notebook displays it once."""
+"""The figures the notebooks draw with more than a few lines of matplotlib. Each returns a closed ``Figure``: the
+notebook displays it once."""
 
 from __future__ import annotations
 
@@ -77,8 +78,6 @@ def loss_curves(log_history: list[dict[str, float]], base_loss: float) -> Figure
     ax.set(xlabel="step", ylabel="cross-entropy per picked token", title="Fine-tuning")
     ax.legend()
     return _done(fig)
-
-
 
 
 def top_k(results: dict[str, list[dict[str, Any]]], text: str) -> Figure:

@@ -157,9 +157,9 @@ def train_model(settings: Settings, evaluate: bool = True) -> tuple[str, Setting
     checkpoint = checkpoint if first else train.last_checkpoint(settings)
     before = trainer.evaluate()["eval_loss"] if evaluate else None  # as 04 does, before train()
     output = trainer.train(resume_from_checkpoint=checkpoint)
+    after = trainer.evaluate()["eval_loss"] if evaluate else None  # before save, which may push from the first process
     train.save(trainer, settings, checkpoint, output)
     if evaluate:
-        after = trainer.evaluate()["eval_loss"]
         print(f"perplexity on the fixed masks: {math.exp(before):,.1f} before training, {math.exp(after):,.1f} after")
     return str(runs.path(settings, "model")), settings
 

@@ -79,7 +79,7 @@ def extras(root: Path, measured: dict[str, Any], overrides: dict[str, Any]) -> d
             rs = config.make_settings("tiny", **{**RUNS[run], **overrides, "run_dir": str(root / run)})
             model = assets.load_model(str(runs.path(rs, "model")), at_masks=True)
             found["masking"][model_kind] = {}
-            for mask_kind, whole in collate.WAYS.items():
+            for mask_kind, whole in (("token masking", False), ("whole-word masking", True)):
                 scores = evaluate.score(model, collate.make_eval_masks(
                     blocks["test"], tokenizer, dataclasses.replace(rs, whole_word_mask=whole)))
                 found["masking"][model_kind][mask_kind] = {"perplexity": scores.perplexity, "top1": scores.accuracy[1]}

@@ -8,7 +8,7 @@ Wikipedia text, in seconds, and runs all six notebooks on them under ``profile="
   tokenizer trained here, RoBERTa's special tokens, and ``<mask>`` absorbing the space before it;
 - a parquet folder laid out as the Hub's parquet conversion lays it out (``default/train/0000.parquet``), each
   record shaped like ELI5's, with several answers (text, score, URLs) per question, and a ``category`` that
-  follows the topic its sentences come from, so that 05's probe has something to find. Its out-of-domain text
+  follows the topic its sentences come from, so that 05's classifiers have something to find. Its out-of-domain text
   is the installed summaries of other topics, which the stand-ins never use.
 
 What it proves: every line the guide profile runs, from ``load_dataset`` on a parquet folder to fill-mask with

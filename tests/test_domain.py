@@ -1,7 +1,6 @@
 """05's part two: the text outside the domain, split three ways, and the classifiers' scores."""
 
 import pytest
-import torch
 
 from helpers import assets, collate, config, data, domain, lesson
 

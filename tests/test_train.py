@@ -135,9 +135,12 @@ def test_a_failed_push_says_what_happened_and_keeps_the_local_save(tmp_path, mod
     assert (s.run_path / "model" / "model.safetensors").exists()
 
 
-def test_the_command_line_trains_and_says_where_the_model_is(tmp_path, capsys):
+def test_the_command_line_trains_pushes_after_saving_and_says_where_the_model_is(tmp_path, capsys, monkeypatch):
+    saved_when_pushed = []
+    monkeypatch.setattr(train, "push", lambda s: saved_when_pushed.append((s.run_path / "model" / "model.safetensors").exists()))
     run_dir = small_run(tmp_path).run_dir
-    assert steps.main(["--run_dir", run_dir, "--max_steps", "2", "--batch_size", "4"]) == 0
+    assert steps.main(["--run_dir", run_dir, "--max_steps", "2", "--batch_size", "4", "--push_to_hub", "True"]) == 0
     assert "2 steps in" in capsys.readouterr().out.splitlines()[-1]
+    assert saved_when_pushed == [True]  # once, after the local copy is safe
     with pytest.raises(SystemExit, match="error: ood_source='wiki-science' is the corpus itself"):
         steps.main(["--run_dir", run_dir, "--ood_source", "wiki-science"])
