@@ -55,7 +55,8 @@ def short_run(settings: Settings, **change: Any) -> pd.DataFrame | Markdown:
     own_split = bool(set(change) & set(runs.SPLIT))  # its test records differ: the recipe's masks may hold its training text
     rows[", ".join(f"{k}={v}" for k, v in change.items())] = figures(short_settings(settings, **change),
                                                                       None if own_split else masks)
-    table = pd.DataFrame(rows).T[["perplexity_before", "perplexity_after", "top1_after", "train_steps", "train_seconds"]]
+    table = pd.DataFrame(rows).T[["perplexity_before", "perplexity_after", "top1_after", "train_blocks", "train_steps",
+                                  "train_seconds"]]
     table["scored on"] = ["its test split"] + ["its own test split" if own_split else "the recipe's masks"]
     return table.rename_axis(f"{SHORT['max_steps']} steps on {SHORT['num_examples']} records")
 

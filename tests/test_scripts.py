@@ -145,6 +145,8 @@ def test_a_short_run_trains_the_recipe_and_the_change_in_folders_of_their_own(tm
     shorter = tryit.short_run(s, block_size=64)  # the same split: both scored on the recipe's masks, from the same start
     assert shorter.loc["block_size=64", "scored on"] == "the recipe's masks"
     assert shorter.loc["block_size=64", "perplexity_before"] == shorter.loc["this run's recipe", "perplexity_before"]
+    # each map batch of tokens cut at 64 gives at least twice its blocks of 128: 02's "how many training blocks"
+    assert shorter.loc["block_size=64", "train_blocks"] >= 2 * shorter.loc["this run's recipe", "train_blocks"]
     monkeypatch.setenv(tryit.SKIP, "1")
     assert "skips this cell" in tryit.short_run(s, seed=1).data
 
