@@ -55,7 +55,8 @@ def test_the_control_gained_less_in_the_domain_than_the_domains_steps_and_more_o
     f1 = m["classifier_macro_f1"]
     assert [len(f1["base"]), len(f1["fine-tuned"])] == [3, 3] and min(f1["base"] + f1["fine-tuned"]) > 0.5  # chance: 0.25
     gains = [after - before for before, after in zip(f1["base"], f1["fine-tuned"])]
-    assert min(gains) < 0 < max(gains)  # "some seeds' lines fall and some rise"
+    low, middle, high = sorted(gains)
+    assert low <= middle < 0 and abs(high) < 0.005  # "two seeds' lines fall and the third barely moves"
 
 
 def test_fine_tuning_moved_the_guides_answer_up_and_the_pipeline_filled_the_mask(run):
