@@ -59,6 +59,12 @@ def test_the_control_gained_less_in_the_domain_than_the_domains_steps_and_more_o
     assert low <= middle < 0 and abs(high) < 0.005  # "two seeds' lines fall and the third barely moves"
 
 
+def test_the_head_is_as_wide_as_04_says(run):
+    s, _ = run  # 04's "Going faster": "30,522 columns, against a hidden size of 128", as 04-11 prints them
+    model_config = assets.load_config(s.model)
+    assert (model_config.vocab_size, model_config.hidden_size) == (30522, 128)
+
+
 def test_fine_tuning_moved_the_guides_answer_up_and_the_pipeline_filled_the_mask(run):
     _, m = run
     rank = m["fill_mask_answer_rank"]
