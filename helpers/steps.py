@@ -21,6 +21,7 @@ from datasets import Dataset, load_from_disk
 from . import assets, collate, data, preprocess, runs, train
 from .config import Settings, SettingsError, check, make_settings, parse_command_line
 
+COMMAND_LINE_ONLY = ("streaming", "max_steps", "precision")  # 04's page trains as the guide does, without them
 STREAM_EVAL_BLOCKS = 256  # a streamed run's fixed evaluation masks come from its first held-out blocks
 
 
@@ -48,9 +49,18 @@ def load(name: str, settings: Settings) -> tuple[Any, Settings]:
     return thing, settings
 
 
+def refuse_command_line_only(parameters: dict[str, Any]) -> None:
+    """The notebooks train as the guide does: a setting only ``python -m helpers.train`` applies is refused, not ignored."""
+    refused = sorted(set(parameters) & set(COMMAND_LINE_ONLY))
+    if refused:
+        raise SettingsError(f"the notebooks train as the guide does, without {refused}: give "
+                            f"{'it' if len(refused) == 1 else 'them'} to `python -m helpers.train` instead")
+
+
 def start(profile: str, *names: str, **parameters: Any) -> tuple[Any, ...]:
     """A notebook's first call: its settings (``profile``, then its ``parameters``) and its inputs ``names``, each read
     with ``load``; ``"base_model"`` is where 04 started, the general model's folder."""
+    refuse_command_line_only(parameters)
     settings = make_settings(profile, **parameters)
     things = []
     for name in names:

@@ -18,7 +18,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from helpers import config, runs
+from helpers import config, runs, steps
 
 NOTEBOOKS = ("01_load", "02_preprocess", "03_collate", "04_train", "05_evaluate", "06_infer")
 QUIET = {"TQDM_DISABLE": "1", "HF_DATASETS_DISABLE_PROGRESS_BARS": "1", "HF_HUB_DISABLE_PROGRESS_BARS": "1",
@@ -31,9 +31,6 @@ def listed(name: str) -> dict[str, Any]:
 
     cell = papermill.inspect_notebook(str(config.project_root() / "notebooks" / f"{name}.ipynb"))
     return {k: ast.literal_eval(v["default"]) for k, v in cell.items()}
-
-
-COMMAND_LINE_ONLY = ("streaming", "max_steps", "precision")  # 04's page trains as the guide does, without them
 
 
 def notebook_parameters(name: str, parameters: dict[str, Any]) -> dict[str, Any]:
@@ -50,10 +47,7 @@ def notebook_parameters(name: str, parameters: dict[str, Any]) -> dict[str, Any]
 def run_all(parameters: dict[str, Any], output_dir: Path | None = None) -> config.Settings:
     """Execute every notebook with ``parameters`` (none: the profile's values); the settings the last one ran with."""
     settings = config.make_settings(**parameters)  # a bad name or value fails here, before any notebook runs
-    refused = sorted(set(parameters) & set(COMMAND_LINE_ONLY))
-    if refused:
-        raise config.SettingsError(f"the notebooks train as the guide does, without {refused}: give "
-                                   f"{'it' if len(refused) == 1 else 'them'} to `python -m helpers.train` instead")
+    steps.refuse_command_line_only(parameters)
     output_dir = output_dir or runs.path(settings, "notebooks")
     for name in NOTEBOOKS:
         start = time.perf_counter()

@@ -180,3 +180,10 @@ def test_the_general_model_is_made_once_on_its_part_of_the_other_text_and_again_
     capsys.readouterr()
     assert steps.base_model(s) == str(folder) and "general model is older" in capsys.readouterr().out
     assert (folder / "model.safetensors").stat().st_mtime_ns != made
+
+
+def test_a_notebook_refuses_a_setting_its_page_would_ignore_and_writes_nothing(tmp_path):
+    run = tmp_path / "run"  # 04's TrainingArguments take no max_steps: set in a notebook, it would be recorded, not applied
+    with pytest.raises(config.SettingsError, match=r"without \['max_steps'\].*python -m helpers.train"):
+        steps.start("tiny", "blocks", max_steps=5, run_dir=str(run))
+    assert not run.exists()
