@@ -86,17 +86,3 @@ def score(model, eval_masks: Dataset, batch_size: int = 64, head_only_at_masks: 
 
     return Scores(total / count, count, computed("all") if top_k else {},
                   {kind: computed(kind) for kind in KINDS if kind in seen})
-
-
-def metrics(scores: dict[str, Scores], ood: dict[str, Scores]) -> dict[str, float]:
-    """The figures ``metrics.json`` keeps for the base and the fine-tuned model: perplexity and top-1 / top-5 accuracy,
-    over every picked token and at the mask token alone, in the domain (``scores``) and outside it (``ood``, keys
-    ``*_ood_*``)."""
-    found = {}
-    for prefix, where in (("", scores), ("ood_", ood)):
-        for model, when in (("base", "before"), ("fine-tuned", "after")):
-            s = where[model]
-            found[f"perplexity_{prefix}{when}"] = s.perplexity
-            found.update({f"top{k}_accuracy_{prefix}{when}": a for k, a in s.accuracy.items()})
-            found.update({f"top{k}_accuracy_at_mask_{prefix}{when}": a for k, a in s.by_kind.get("masked", {}).items()})
-    return found

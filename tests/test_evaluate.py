@@ -86,11 +86,3 @@ def test_the_top_k_module_by_hand():
         {"top1_accuracy": pytest.approx(1 / 3), "top2_accuracy": pytest.approx(2 / 3)}
     with pytest.raises(ValueError, match="needs at least 5 guesses"):
         metric.compute(predictions=[[1, 2]], references=[1], k=(1, 5))
-
-
-def test_the_metrics_keys(model, masks, tokenizer):
-    scores = {name: evaluate.score(model, masks, mask_token_id=tokenizer.mask_token_id) for name in ("base", "fine-tuned")}
-    found = evaluate.metrics(scores, {"base": evaluate.Scores(2.0, 10, {1: 0.5}), "fine-tuned": evaluate.Scores(1.0, 10)})
-    assert {"perplexity_before", "perplexity_after", "top1_accuracy_after", "top1_accuracy_at_mask_after"} <= set(found)
-    assert found["perplexity_ood_before"] == pytest.approx(math.exp(2.0)) and found["top1_accuracy_ood_before"] == 0.5
-    assert found["perplexity_after"] == pytest.approx(scores["fine-tuned"].perplexity)
