@@ -104,6 +104,9 @@ PROFILES["guide"] = dict(
 )
 
 
+PATHS = ("source", "ood_source", "model", "dataset_name")  # settings that may name a file or folder
+
+
 def project_root() -> Path:
     """The course's folder (the nearest above the working directory with helpers/ and notebooks/), else the working
     directory, as on Colab."""
@@ -123,8 +126,13 @@ def make_settings(profile: str = "tiny", **overrides: Any) -> Settings:
     values.update({k: typed(k, v) for k, v in overrides.items() if v is not None})
     if overrides.get("model") not in (None, PROFILES[profile]["model"]) and overrides.get("general_stage") is None:
         values["general_stage"] = False  # a model you name starts as it is, unless general_stage says otherwise
+    for name in PATHS:  # a relative path is the working folder's, where it was typed, as a notebook runs elsewhere
+        if isinstance(values[name], str) and not Path(values[name]).is_absolute() and Path(values[name]).exists():
+            values[name] = str(Path(values[name]).resolve())
     if values["run_dir"] is None:
         values["run_dir"] = str(project_root() / os.environ.get("COURSE_RUNS_DIR", "runs") / profile)
+    elif not Path(values["run_dir"]).is_absolute():  # as the default: under the project, from any working folder
+        values["run_dir"] = str((project_root() / values["run_dir"]).resolve())
     settings = Settings(**values)
     check(settings)
     given = {k for k, v in overrides.items() if v is not None} - {"run_dir", "retrain", "push_to_hub"}

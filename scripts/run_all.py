@@ -48,6 +48,8 @@ def run_all(parameters: dict[str, Any], output_dir: Path | None = None) -> confi
     """Execute every notebook with ``parameters`` (none: the profile's values); the settings the last one ran with."""
     settings = config.make_settings(**parameters)  # a bad name or value fails here, before any notebook runs
     steps.refuse_command_line_only(parameters)
+    # paths as resolved here, where they were typed: papermill runs each notebook in notebooks/
+    parameters = {**parameters, **{k: getattr(settings, k) for k in (*config.PATHS, "run_dir") if k in parameters}}
     output_dir = output_dir or runs.path(settings, "notebooks")
     for name in NOTEBOOKS:
         start = time.perf_counter()

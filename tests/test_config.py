@@ -64,3 +64,13 @@ def test_parameter_pairs_name_the_unknown_ones():
 def test_the_hub_repository_is_named_after_the_model_and_the_data():
     assert config.make_settings("guide").hub_repository == "distilroberta-base-eli5_category-mlm"
     assert config.make_settings("tiny", hub_model_id="me/mine").hub_repository == "me/mine"
+
+
+def test_a_relative_run_dir_is_the_projects_and_a_relative_file_the_working_folders(tmp_path, monkeypatch):
+    root = config.project_root()
+    monkeypatch.chdir(root / "notebooks")  # where a notebook runs
+    assert config.make_settings("tiny", run_dir="runs/mine").run_path == root / "runs" / "mine"  # beside runs/tiny
+    (tmp_path / "notes.txt").write_text("A line.\n")
+    monkeypatch.chdir(tmp_path)
+    s = config.make_settings("tiny", source="notes.txt", ood_source="wiki-other")
+    assert s.source == str(tmp_path / "notes.txt") and s.ood_source == "wiki-other"  # a name stays a name

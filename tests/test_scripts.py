@@ -3,6 +3,7 @@ the Colab links, and the measured answers the notebooks render."""
 
 import json
 import math
+from pathlib import Path
 
 import pyarrow.parquet as pq
 import pytest
@@ -28,6 +29,21 @@ def test_a_setting_the_notebooks_do_not_apply_is_refused_before_any_notebook_run
     with pytest.raises(config.SettingsError, match=r"without \['max_steps'\].*python -m helpers.train"):
         run_all.run_all({"max_steps": 5, "run_dir": str(tmp_path / "run")})
     assert not (tmp_path / "run").exists()
+
+
+def test_make_run_all_hands_the_notebooks_paths_as_typed_where_it_runs(tmp_path, monkeypatch):
+    root = config.project_root()
+    (tmp_path / "my_corpus.txt").write_text("A line of text.\n")
+    monkeypatch.chdir(root / "scripts")  # typed here; papermill runs each notebook in notebooks/
+    given = []
+    monkeypatch.setattr(run_all, "run_notebook", lambda name, parameters, output_dir: given.append(parameters))
+    source = str(Path("..", *[".."] * len(root.parts[1:]), *tmp_path.parts[1:], "my_corpus.txt"))  # relative to here
+    run_dir = str(Path(*[".."] * len(root.parts[1:]), *tmp_path.parts[1:], "run"))  # relative to the project, as runs/
+    run_all.run_all({"source": source, "run_dir": run_dir})
+    assert len(given) == 6
+    for parameters in given:
+        passed = {**parameters, **parameters.get("overrides", {})}
+        assert passed["source"] == str(tmp_path / "my_corpus.txt") and passed["run_dir"] == str(tmp_path / "run")
 
 
 def test_the_headline_reads_the_runs_metrics(tmp_path):
