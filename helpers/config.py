@@ -13,6 +13,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from .assets import TINY_MODEL, WIKI_TOPICS
+
 
 class SettingsError(ValueError):
     """A setting is unknown, of the wrong type or out of range; the message names it and what to give instead."""
@@ -126,13 +128,14 @@ def make_settings(profile: str = "tiny", **overrides: Any) -> Settings:
     values.update({k: typed(k, v) for k, v in overrides.items() if v is not None})
     if overrides.get("model") not in (None, PROFILES[profile]["model"]) and overrides.get("general_stage") is None:
         values["general_stage"] = False  # a model you name starts as it is, unless general_stage says otherwise
-    for name in PATHS:  # a relative path is the working folder's, where it was typed, as a notebook runs elsewhere
-        if isinstance(values[name], str) and not Path(values[name]).is_absolute() and Path(values[name]).exists():
-            values[name] = str(Path(values[name]).resolve())
+    for name, value in overrides.items():  # a file is the working folder's, where it was typed (a notebook runs elsewhere)
+        if name in PATHS and isinstance(value, str) and value not in (*WIKI_TOPICS, "hub", TINY_MODEL) and \
+                (name in ("source", "ood_source") or Path(value).exists()):  # a model or dataset_name: else a Hub name
+            values[name] = os.path.abspath(value)
     if values["run_dir"] is None:
         values["run_dir"] = str(project_root() / os.environ.get("COURSE_RUNS_DIR", "runs") / profile)
     elif not Path(values["run_dir"]).is_absolute():  # as the default: under the project, from any working folder
-        values["run_dir"] = str((project_root() / values["run_dir"]).resolve())
+        values["run_dir"] = os.path.abspath(project_root() / values["run_dir"])
     settings = Settings(**values)
     check(settings)
     given = {k for k, v in overrides.items() if v is not None} - {"run_dir", "retrain", "push_to_hub"}

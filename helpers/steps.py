@@ -51,7 +51,7 @@ def load(name: str, settings: Settings) -> tuple[Any, Settings]:
 
 def refuse_command_line_only(parameters: dict[str, Any]) -> None:
     """The notebooks train as the guide does: a setting only ``python -m helpers.train`` applies is refused, not ignored."""
-    refused = sorted(set(parameters) & set(COMMAND_LINE_ONLY))
+    refused = sorted(k for k, v in parameters.items() if k in COMMAND_LINE_ONLY and v is not None)  # None: not given
     if refused:
         raise SettingsError(f"the notebooks train as the guide does, without {refused}: give "
                             f"{'it' if len(refused) == 1 else 'them'} to `python -m helpers.train` instead")

@@ -71,6 +71,8 @@ def test_a_relative_run_dir_is_the_projects_and_a_relative_file_the_working_fold
     monkeypatch.chdir(root / "notebooks")  # where a notebook runs
     assert config.make_settings("tiny", run_dir="runs/mine").run_path == root / "runs" / "mine"  # beside runs/tiny
     (tmp_path / "notes.txt").write_text("A line.\n")
+    (tmp_path / "wiki-other").mkdir()  # a folder named as the installed text does not take its place
     monkeypatch.chdir(tmp_path)
-    s = config.make_settings("tiny", source="notes.txt", ood_source="wiki-other")
-    assert s.source == str(tmp_path / "notes.txt") and s.ood_source == "wiki-other"  # a name stays a name
+    s = config.make_settings("tiny", source="notes.txt", ood_source="wiki-other", model="distilbert/distilroberta-base")
+    assert (s.source, s.ood_source, s.model) == (str(tmp_path / "notes.txt"), "wiki-other", "distilbert/distilroberta-base")
+    assert config.make_settings("tiny", source="sub/../notes.txt").source == s.source  # one file, one name

@@ -187,3 +187,4 @@ def test_a_notebook_refuses_a_setting_its_page_would_ignore_and_writes_nothing(t
     with pytest.raises(config.SettingsError, match=r"without \['max_steps'\].*python -m helpers.train"):
         steps.start("tiny", "blocks", max_steps=5, run_dir=str(run))
     assert not run.exists()
+    assert steps.start("tiny", max_steps=None, run_dir=str(run))[0].max_steps is None  # None: not given, as everywhere
