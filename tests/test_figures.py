@@ -68,7 +68,7 @@ def test_the_head_is_as_wide_as_04_says(run):
 def test_fine_tuning_moved_the_guides_answer_up_and_the_pipeline_filled_the_mask(run):
     _, m = run
     rank = m["fill_mask_answer_rank"]
-    # 06: "Only the fine-tuned model has the expected word among its three"
+    # 06-17: "Only the fine-tuned model lists the expected word" (among its top_k = 3)
     assert rank["fine-tuned"] <= len(m["fill_mask"]) < rank["base"]
     assert len(m["fill_mask"]) == 3 and m["fill_mask"][0]["score"] > m["fill_mask"][-1]["score"]
 
