@@ -29,8 +29,8 @@ def other_blocks(settings: Settings, tokenizer, n_masks: int) -> tuple[Dataset, 
     part's blocks."""
     other = dataclasses.replace(settings, text_field="text")  # ood_source's column, whatever the corpus's is
     parts = other_text(settings)
-    blocks = preprocess.group_splits(preprocess.tokenize_splits(DatasetDict(
-        control=parts["control"], held_out=parts["held_out"]), tokenizer, other), other)
+    blocks = preprocess.group_splits(preprocess.tokenize_splits(DatasetDict(  # whole words: with each token's span
+        control=parts["control"], held_out=parts["held_out"]), tokenizer, other, spans=settings.whole_word_mask), other)
     held_out = blocks["held_out"].shuffle(seed=settings.seed)
     return blocks["control"], collate.make_eval_masks(held_out.select(range(min(n_masks, len(held_out)))), tokenizer, settings)
 

@@ -11,7 +11,6 @@ import pandas as pd
 import torch
 
 from . import masked_head
-from .preprocess import as_text
 
 OTHER_MASKS = ("<mask>", "[MASK]")  # RoBERTa's and BERT's; a text written for one fails on the other
 
@@ -107,7 +106,8 @@ def probe_sentences(texts: list, tokenizer, n: int = 40) -> list[tuple[str, str]
     lower-case word of at least 5 letters that is one token as the blank; the first ``n`` texts that give one."""
     found = []
     for text in texts:
-        words = re.split(r"(?<=[.!?])\s+", as_text(text).strip(), maxsplit=1)[0].split()
+        text = " ".join(text) if isinstance(text, list) else text  # ELI5's answers: a list
+        words = re.split(r"(?<=[.!?])\s+", text.strip(), maxsplit=1)[0].split()
         for i in range(len(words) - 1, 0, -1) if 8 <= len(words) <= 30 else ():
             word = words[i].strip(".,;:()'\"")
             if re.fullmatch(r"[a-z]{5,}", word) and answer_id(word, tokenizer) is not None:

@@ -15,6 +15,12 @@ from transformers import get_scheduler
 
 
 # Defined in notebooks/02_preprocess.ipynb
+def preprocess_function(examples, tokenizer, text_field):
+    """The guide's: each record's text tokenized whole; ELI5's list of answers joined with spaces first."""
+    return tokenizer([" ".join(x) if isinstance(x, list) else x for x in examples[text_field]])
+
+
+# Defined in notebooks/02_preprocess.ipynb
 def group_texts(examples, block_size=128):
     """Concatenate each column's token lists and cut them into blocks of block_size, dropping the remainder."""
     result = {}
@@ -33,6 +39,26 @@ def guide_group_texts(examples, block_size=128):
     concatenated = {k: sum(examples[k], []) for k in examples.keys()}
     total_length = len(concatenated[list(examples.keys())[0]]) // block_size * block_size
     return {k: [t[i : i + block_size] for i in range(0, total_length, block_size)] for k, t in concatenated.items()}
+
+
+# Defined in notebooks/03_collate.ipynb
+def word_offsets(tokens, texts):
+    """tokens with byte-level BPE's spans made to mark words as WordPiece's do: a piece starting inside the previous
+    one (the second byte of "é") starts where it ends, and a piece of white space alone is made empty."""
+    for spans, text in zip(tokens["offset_mapping"], texts):
+        end = 0
+        for i, (start, stop) in enumerate(spans):
+            start = end if start < end <= stop else start
+            stop = start if text[start:stop].isspace() else stop
+            spans[i] = (start, stop)
+            end = max(end, stop)
+    return tokens
+
+
+def preprocess_with_spans(examples, tokenizer, text_field):
+    """02's preprocess_function, keeping each token's character span (offset_mapping) for whole-word masking."""
+    texts = [" ".join(x) if isinstance(x, list) else x for x in examples[text_field]]
+    return word_offsets(tokenizer(texts, return_offsets_mapping=True), texts)
 
 
 # Defined in notebooks/03_collate.ipynb

@@ -7,7 +7,7 @@ import os
 from datasets import DatasetDict, IterableDataset
 
 from .config import Settings, SettingsError
-from .lesson import group_texts
+from .lesson import group_texts, preprocess_function, preprocess_with_spans
 
 
 class BlocksError(ValueError):
@@ -24,42 +24,16 @@ def check_block_size(block_size: int, tokenizer, model_config=None) -> None:
         raise SettingsError(f"block_size={block_size} is larger than the model reads ({limit} tokens): use block_size <= {limit}")
 
 
-def as_text(value: str | list[str]) -> str:
-    """One record's text: a list of texts (ELI5's ``answers.text``) joined with " ", as the guide joins them."""
-    return " ".join(value) if isinstance(value, list) else value
-
-
-def tokenize(examples: dict[str, list], tokenizer, text_field: str) -> dict[str, list]:
-    """02's ``preprocess_function``: records tokenized whole (blocks come next), with ``offset_mapping`` for whole words."""
-    texts = [as_text(t) for t in examples[text_field]]
-    tokens = tokenizer(texts, return_offsets_mapping=True, verbose=False)  # verbose: no warning for long records
-    return word_offsets(tokens, texts)
-
-
-def word_offsets(tokens, texts: list[str]):
-    """``tokens`` with byte-level BPE's offsets made to mark words as WordPiece's do: a token starting inside the
-    previous one (the second byte of "é") starts where it ends, and one of white space alone is made empty."""
-    adjusted = []
-    for spans, text in zip(tokens["offset_mapping"], texts):
-        joined, end = [], 0
-        for start, stop in spans:
-            start = end if start < end <= stop else start
-            stop = start if start < stop and text[start:stop].isspace() else stop
-            joined.append((start, stop))
-            end = max(end, stop)
-        adjusted.append(joined)
-    tokens["offset_mapping"] = adjusted
-    return tokens
-
-
 def workers(n_records: int) -> int | None:
     """Processes for tokenizing: the cores for a large corpus, none below 1,000 records; the tokens do not depend on it."""
     return min(os.cpu_count() or 1, 8) if n_records >= 1_000 else None
 
 
-def tokenize_splits(splits: DatasetDict, tokenizer, settings: Settings) -> DatasetDict:
-    """Every split tokenized, batched and in parallel, its original columns dropped (02_preprocess)."""
-    return splits.map(tokenize, batched=True, num_proc=workers(max(len(s) for s in splits.values())),
+def tokenize_splits(splits: DatasetDict, tokenizer, settings: Settings, spans: bool = False) -> DatasetDict:
+    """Every split tokenized, batched and in parallel, its original columns dropped (02_preprocess); ``spans``: each
+    token's character span kept, as 03 does for whole words."""
+    return splits.map(preprocess_with_spans if spans else preprocess_function, batched=True,
+                      num_proc=workers(max(len(s) for s in splits.values())),
                       remove_columns=next(iter(splits.values())).column_names,
                       fn_kwargs={"tokenizer": tokenizer, "text_field": settings.text_field}, desc="Tokenizing")
 
@@ -74,17 +48,19 @@ def group_splits(tokens: DatasetDict, settings: Settings) -> DatasetDict:
     return blocks
 
 
-def build_blocks(splits: DatasetDict, tokenizer, settings: Settings, model_config=None) -> DatasetDict:
-    """Notebook 02 in one call: check the block size, tokenize, group."""
+def build_blocks(splits: DatasetDict, tokenizer, settings: Settings, model_config=None, spans: bool = False) -> DatasetDict:
+    """Notebook 02 in one call: check the block size, tokenize, group; ``spans``: 03's word blocks."""
     check_block_size(settings.block_size, tokenizer, model_config)
-    return group_splits(tokenize_splits(splits, tokenizer, settings), settings)
+    return group_splits(tokenize_splits(splits, tokenizer, settings, spans), settings)
 
 
 def stream_blocks(stream: IterableDataset, tokenizer, settings: Settings) -> IterableDataset:
-    """A stream tokenized and grouped lazily, one ``map`` batch of 1,000 records at a time: the in-memory blocks."""
+    """A stream tokenized and grouped lazily, one ``map`` batch of 1,000 records at a time: the in-memory blocks (with
+    ``whole_word_mask``, each token's span too)."""
     first = next(iter(stream), None)
     if first is None or settings.text_field not in first:
         raise BlocksError(f"the stream holds no record with a column {settings.text_field!r}: check source and text_field")
+    tokenize = preprocess_with_spans if settings.whole_word_mask else preprocess_function
     tokens = stream.map(tokenize, batched=True, remove_columns=list(first),
                         fn_kwargs={"tokenizer": tokenizer, "text_field": settings.text_field})
     return tokens.map(group_texts, batched=True, fn_kwargs={"block_size": settings.block_size})

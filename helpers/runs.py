@@ -21,11 +21,13 @@ SPLIT = ("source", "dataset_name", "dataset_config", "dataset_revision", "datase
 DEPENDS = {
     "splits": SPLIT,
     "blocks": (*SPLIT, "model", "block_size"),
+    "word_blocks": (*SPLIT, "model", "block_size"),  # the blocks with each token's span, for whole-word masking
     "eval_masks": (*SPLIT, "model", "block_size", "mlm_probability", "whole_word_mask", "streaming"),
     "model": (*SPLIT, "model", "general_stage", "ood_source", "block_size", "mlm_probability", "whole_word_mask", "streaming", "learning_rate",
               "num_train_epochs", "batch_size", "weight_decay", "masked_head", "precision", "max_steps"),
 }
-MADE_BY = {"splits": "01_load", "blocks": "02_preprocess", "eval_masks": "03_collate", "model": "04_train"}
+MADE_BY = {"splits": "01_load", "blocks": "02_preprocess", "word_blocks": "03_collate", "eval_masks": "03_collate",
+           "model": "04_train"}
 RECORD = "made_with.json"
 
 

@@ -26,9 +26,14 @@ STREAM_EVAL_BLOCKS = 256  # a streamed run's fixed evaluation masks come from it
 
 
 def load(name: str, settings: Settings) -> tuple[Any, Settings]:
-    """The artifact ``name`` (a Dataset, or the model's folder) and the settings that made it, this notebook's on top."""
+    """The artifact ``name`` (a Dataset, or the model's folder) and the settings that made it, this notebook's on top;
+    ``"blocks"`` with ``whole_word_mask`` are 03's word blocks: 02's tokens, each with its character span."""
+    name = "word_blocks" if name == "blocks" and settings.whole_word_mask else name
     target, record = runs.path(settings, name), runs.record(settings, name)
     why = "missing"
+    made = runs.record(settings, "blocks") if name == "word_blocks" else None  # word blocks are 02's, with spans
+    if record and made and record["settings"] != made["settings"]:
+        record, why = None, "made from other blocks than 02's"
     if record is not None:
         settings = pinned(settings, record["settings"], name)  # a clash is refused here, with the fix
         current = record["code"] == runs.CODE
@@ -59,13 +64,15 @@ def refuse_command_line_only(parameters: dict[str, Any]) -> None:
 
 def start(profile: str, *names: str, **parameters: Any) -> tuple[Any, ...]:
     """A notebook's first call: its settings (``profile``, then its ``parameters``) and its inputs ``names``, each read
-    with ``load``; ``"base_model"`` is where 04 started, the general model's folder."""
+    with ``load``; ``"model_checkpoint"`` is the model's folder (or its Hub name), ``"base_model"`` where 04 started."""
     refuse_command_line_only(parameters)
     settings = make_settings(profile, **parameters)
     things = []
     for name in names:
         if name == "base_model":
             things.append(base_model(settings))
+        elif name == "model_checkpoint":
+            things.append(assets.model_path(settings.model))
         else:
             thing, settings = load(name, settings)
             things.append(thing)
@@ -103,6 +110,13 @@ def _blocks(s: Settings) -> tuple[Any, Settings]:
     splits, s = load("splits", s)
     blocks = preprocess.build_blocks(splits, assets.load_tokenizer(s.model), s, assets.load_config(s.model))
     return blocks, pinned(s, runs.made_with(s, "blocks")["settings"], "blocks")
+
+
+def _word_blocks(s: Settings) -> tuple[Any, Settings]:
+    made = runs.record(s, "blocks")  # 02's blocks: the word blocks are these, each token with its span
+    splits, s = load("splits", pinned(s, made["settings"], "blocks") if made else s)
+    blocks = preprocess.build_blocks(splits, assets.load_tokenizer(s.model), s, assets.load_config(s.model), spans=True)
+    return blocks, pinned(s, runs.made_with(s, "word_blocks")["settings"], "word_blocks")
 
 
 def _eval_masks(s: Settings) -> tuple[Any, Settings]:
@@ -175,7 +189,7 @@ def train_model(settings: Settings, evaluate: bool = True) -> tuple[str, Setting
 
 
 BUILD: dict[str, Callable[[Settings], tuple[Any, Settings]]] = {
-    "splits": _splits, "blocks": _blocks, "eval_masks": _eval_masks, "model": train_model}
+    "splits": _splits, "blocks": _blocks, "word_blocks": _word_blocks, "eval_masks": _eval_masks, "model": train_model}
 
 
 def main(argv: list[str] | None = None) -> int:

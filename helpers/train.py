@@ -138,15 +138,17 @@ def last_checkpoint(settings: Settings) -> str | None:
     return str(complete[-1]) if complete else None
 
 
-def save(trainer: Trainer, settings: Settings, checkpoint: str | None, output) -> None:
+def save(trainer: Trainer, settings: Settings, checkpoint: str | None, output, **figures: float) -> None:
     """The model into the run folder (first process only), pushed with ``push_to_hub``, and the training time into
     ``metrics.json`` unless the run only loaded its finished last checkpoint (where Trainer may take one more step, at
-    learning rate 0)."""
+    learning rate 0); ``figures`` join them there."""
     if trainer.is_world_process_zero():
         runs.save(trainer.model, settings, "model", trainer.processing_class)
         if not checkpoint or _step(Path(checkpoint)) < trainer.state.max_steps:
-            runs.update_metrics(settings, train_steps=min(output.global_step, trainer.state.max_steps),
-                                train_seconds=round(output.metrics["train_runtime"], 1))
+            figures = {"train_steps": min(output.global_step, trainer.state.max_steps),
+                       "train_seconds": round(output.metrics["train_runtime"], 1), **figures}
+        if figures:
+            runs.update_metrics(settings, **figures)
     trainer.accelerator.wait_for_everyone()
     if settings.push_to_hub and trainer.is_world_process_zero():  # after the local copy is safe
         push(settings)

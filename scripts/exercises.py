@@ -30,7 +30,7 @@ RUNS: dict[str, dict[str, Any]] = {  # one trained and scored model each: its ch
 # the exercises' variants in the kernel, as the notebooks call tryit.short_run(settings, **change)
 SHORT_RUNS: dict[str, dict[str, Any]] = {"recipe": {}, "seed": {"seed": 1}, "block_size": {"block_size": 64},
                                          "mlm_probability": {"mlm_probability": 0.3}, "guide_lr": {"learning_rate": 2e-5},
-                                         "standard_head": {"masked_head": False}, "one_epoch": {"max_steps": 13}}
+                                         "one_epoch": {"max_steps": 13}}
 
 
 def measure_short(root: Path, overrides: dict[str, Any]) -> dict[str, dict[str, Any]]:
@@ -71,9 +71,8 @@ def extras(root: Path, measured: dict[str, Any], overrides: dict[str, Any]) -> d
                                      for r in infer.fill_mask(water, finetuned, tokenizer, 3)),
              "water_rank": infer.rank_of(water, "oxygen", finetuned, tokenizer)[0],
              "water_rank_base": infer.rank_of(water, "oxygen", base, tokenizer)[0]}
-    if "standard_head" in measured:
-        found["standard_head_ratio"] = measured["standard_head"]["train_seconds"] / measured["baseline"]["train_seconds"]
-    if "whole_word" in measured:  # each model on both kinds of masks made from the same test blocks
+    if "whole_word" in measured:  # each model on both kinds of masks made from the same test blocks, with their spans
+        words, _ = steps.load("blocks", dataclasses.replace(s, whole_word_mask=True))
         found["masking"] = {}
         for model_kind, run in (("token masking", "baseline"), ("whole-word masking", "whole_word")):
             rs = config.make_settings("tiny", **{**RUNS[run], **overrides, "run_dir": str(root / run)})
@@ -81,7 +80,7 @@ def extras(root: Path, measured: dict[str, Any], overrides: dict[str, Any]) -> d
             found["masking"][model_kind] = {}
             for mask_kind, whole in (("token masking", False), ("whole-word masking", True)):
                 scores = evaluate.score(model, collate.make_eval_masks(
-                    blocks["test"], tokenizer, dataclasses.replace(rs, whole_word_mask=whole)))
+                    words["test"], tokenizer, dataclasses.replace(rs, whole_word_mask=whole)))
                 found["masking"][model_kind][mask_kind] = {"perplexity": scores.perplexity, "top1": scores.accuracy[1]}
     return found
 

@@ -103,10 +103,10 @@ def test_masking_rates_by_hand(tokenizer):
 
 
 def test_whole_word_masks_hide_every_piece_of_a_picked_word(tokenizer, settings):
-    from helpers import preprocess
+    from helpers import lesson
 
     text = " ".join(["the turnip and the rutabaga are root vegetables"] * 40)
-    tokens = preprocess.tokenize({"text": [text]}, tokenizer, "text")
+    tokens = lesson.preprocess_with_spans({"text": [text]}, tokenizer, "text")
     block = {k: v[0][:128] for k, v in tokens.items()}
     s = config.make_settings("tiny", run_dir=settings.run_dir, whole_word_mask=True, mlm_probability=0.3)
     masked = collate.make_collator(tokenizer, s, seed=0)([block])

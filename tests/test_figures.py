@@ -49,7 +49,7 @@ def test_both_models_were_scored_on_general_text_and_06_counted_its_sentences(ru
 
 def test_the_control_gained_less_in_the_domain_than_the_domains_steps_and_more_outside_it(run):
     _, m = run  # 05: "the control's steps lower the domain's perplexity too ... the domain's, twice as many, lower it far more"
-    assert m["control_steps"] == m["train_steps"] // 2  # "It takes half of 04's steps"
+    assert abs(m["control_steps"] - m["train_steps"] / 2) <= 1  # "The control sees half as many blocks as 04 trained on"
     assert m["perplexity_after"] < m["perplexity_control"] < m["perplexity_before"]
     assert m["perplexity_ood_control"] < m["perplexity_ood_before"] < m["perplexity_ood_after"]  # "gains there, ... loses"
     f1 = m["classifier_macro_f1"]

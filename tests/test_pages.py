@@ -1,5 +1,5 @@
-"""The notebooks' pages: the guide's calls in code cells, settings a page can read, no machine's path, and where the
-page and the package both hold a piece of code, the two kept equal (the package's copy is the tested one)."""
+"""The notebooks' pages: the guide's calls in code cells, settings a page can read, no machine's path, and one copy of
+each function that a page and the package share."""
 
 import ast
 import json
@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from helpers import config, preprocess
+from helpers import config
 from scripts import colab, export, run_all
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -19,13 +19,9 @@ def code_cells(name: str) -> list[str]:
     return ["".join(c["source"]) for c in PAGES[name]["cells"] if c["cell_type"] == "code"]
 
 
-def cell_with(name: str, text: str) -> str:
-    return next(cell for cell in code_cells(name) if text in cell)
-
-
 GUIDE_CALLS = {  # the guide's calls, in the guide's form, run on the page
     "01_load": ["load_dataset(", ".train_test_split(test_size=", ".flatten()"],
-    "02_preprocess": ["AutoTokenizer.from_pretrained(", "def preprocess_function(examples)", ".map(preprocess_function, batched=True",
+    "02_preprocess": ["AutoTokenizer.from_pretrained(", "def preprocess_function(examples", ".map(preprocess_function, batched=True",
                       "remove_columns=", "def group_texts(examples", ".map(group_texts, batched=True"],
     "03_collate": ["DataCollatorForLanguageModeling(tokenizer=tokenizer, mlm_probability=", "def insert_random_mask("],
     "04_train": ["AutoModelForMaskedLM.from_pretrained(", "DataCollatorForLanguageModeling(tokenizer=tokenizer, mlm_probability=",
@@ -81,24 +77,6 @@ def test_the_committed_outputs_hold_no_machine_path_no_error_and_no_bare_check(n
     assert not [o for o in outputs if o.get("data", {}).get("text/plain") in (["True"], ["False"], "True", "False")]
 
 
-def page_function(name: str, text: str, **namespace):
-    """Define the page's function (the cell that holds ``text``) in a namespace of its own."""
-    source = cell_with(name, text)
-    tree = ast.parse(source)
-    defs = [node for node in tree.body if isinstance(node, ast.FunctionDef)]
-    module = ast.Module(body=defs, type_ignores=[])
-    exec(compile(module, name, "exec"), namespace)
-    return namespace[defs[0].name]
-
-
-def test_the_pages_preprocess_function_is_the_packages_tokenize(tokenizer):
-    page = page_function("02_preprocess", "def preprocess_function(examples)", tokenizer=tokenizer, text_field="answers.text",
-                         preprocess=preprocess)
-    examples = {"answers.text": [["First answer.", "Second one,\nwith a newline."], ["Réunion is an island."]]}
-    expected = preprocess.tokenize(examples, tokenizer, "answers.text")
-    assert {k: v for k, v in page(examples).items()} == {k: v for k, v in expected.items()}
-
-
 @pytest.mark.parametrize("name, calls", [
     ("01_load", ["load_dataset", "train_test_split"]),
     ("04_train", ["DataCollatorForLanguageModeling", "TrainingArguments", "Trainer"])])
@@ -124,7 +102,8 @@ def test_the_package_runs_the_pages_own_functions():
     assert (ROOT / "helpers" / "lesson.py").read_text() == export.lesson_source(), "run `make lib`"
     saved = {node.name for _, source in export.saved_cells() for node in ast.parse(source).body
              if isinstance(node, ast.FunctionDef)}
-    assert saved >= {"group_texts", "insert_random_mask", "train_loop", "perplexity"}
+    assert saved >= {"preprocess_function", "group_texts", "preprocess_with_spans", "insert_random_mask", "train_loop",
+                     "perplexity"}
     defined = {node.name for path in (ROOT / "helpers").glob("*.py") if path.name != "lesson.py"
                for node in ast.parse(path.read_text()).body if isinstance(node, ast.FunctionDef)}
     defined |= {node.name for path in (ROOT / "scripts").glob("*.py")

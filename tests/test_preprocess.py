@@ -38,10 +38,24 @@ def test_group_texts_on_fewer_tokens_than_a_block_gives_nothing():
     assert lesson.group_texts({"input_ids": [[1, 2, 3]]}, 4) == {"input_ids": []}
 
 
-def test_tokenize_joins_a_list_of_texts_with_spaces(tokenizer):
-    joined = preprocess.tokenize({"t": [["first answer.", "second answer."]]}, tokenizer, "t")
-    single = preprocess.tokenize({"t": ["first answer. second answer."]}, tokenizer, "t")
-    assert joined["input_ids"] == single["input_ids"]
+def test_preprocess_function_joins_a_list_of_texts_with_spaces(tokenizer):
+    joined = lesson.preprocess_function({"t": [["first answer.", "second answer."]]}, tokenizer, "t")
+    assert joined["input_ids"] == tokenizer(["first answer. second answer."])["input_ids"]  # the guide's " ".join
+
+
+def test_the_word_blocks_are_the_blocks_with_each_tokens_span(tokenizer, settings):
+    from helpers import data
+
+    splits = data.split_corpus(data.load_wiki_science().select(range(120)), settings)
+    plain = preprocess.build_blocks(splits, tokenizer, settings)
+    words = preprocess.build_blocks(splits, tokenizer, settings, spans=True)
+    assert "offset_mapping" not in plain["train"].column_names  # 02's blocks: the guide's columns
+    assert words["train"]["input_ids"] == plain["train"]["input_ids"]  # the same tokens, cut the same way
+    text = splits["train"][0]["text"]  # each span is where its token is in the text (WordPiece: lower case, no ##)
+    first = tokenizer(text, return_offsets_mapping=True)
+    spans = words["train"][0]["offset_mapping"][1:10]
+    assert [text[a:b].lower() for a, b in spans] == [t.removeprefix("##") for t in
+                                                      tokenizer.convert_ids_to_tokens(first["input_ids"][1:10])]
 
 
 def test_block_size_larger_than_the_model_allows_is_refused(tokenizer, model):
@@ -55,9 +69,10 @@ def test_build_blocks_makes_full_blocks_from_every_split(tokenizer, settings):
     splits = DatasetDict(train=Dataset.from_dict({"text": texts[:48]}), test=Dataset.from_dict({"text": texts[48:]}))
     s = config.make_settings("tiny", run_dir=settings.run_dir, block_size=16)
     blocks = preprocess.build_blocks(splits, tokenizer, s)
-    assert set(blocks["train"].column_names) == {"input_ids", "token_type_ids", "attention_mask", "offset_mapping"}
+    assert set(blocks["train"].column_names) == {"input_ids", "token_type_ids", "attention_mask"}
     assert all(len(ids) == 16 for split in blocks.values() for ids in split["input_ids"])
-    assert all(len(spans) == 16 for split in blocks.values() for spans in split["offset_mapping"])  # grouped alike
+    words = preprocess.build_blocks(splits, tokenizer, s, spans=True)
+    assert all(len(spans) == 16 for split in words.values() for spans in split["offset_mapping"])  # grouped alike
     n_tokens = sum(len(tokenizer(t)["input_ids"]) for t in texts[:48])
     assert len(blocks["train"]) == n_tokens // 16
 
@@ -69,7 +84,7 @@ def test_a_corpus_shorter_than_one_block_is_an_error(tokenizer, settings):
 
 
 def word_offsets(spans, text):
-    return preprocess.word_offsets({"offset_mapping": [spans]}, [text])["offset_mapping"][0]
+    return lesson.word_offsets({"offset_mapping": [list(spans)]}, [text])["offset_mapping"][0]
 
 
 def test_bytes_of_one_character_join_their_word():

@@ -3,6 +3,7 @@ notebook, the guide profile on its stand-ins, several processes (torchrun, accel
 killed mid-way that resumes to the weights of one never interrupted. Each cut to what it must prove."""
 
 import json
+import math
 import re
 import os
 import signal
@@ -35,6 +36,20 @@ def test_each_notebook_runs_alone_in_an_empty_run_folder(tmp_path, name, caplog)
         assert "was missing: made it with 01_load's calls" in printed  # the chain, from the start
     if name in ("05_evaluate", "06_infer"):
         assert "model was missing: made it with 04_train's calls" in printed
+
+
+def test_a_whole_word_run_through_03_and_04_as_make_run_all_passes_it(tmp_path):
+    """03's Try it: ``-p whole_word_mask True`` masks and trains whole words, on 03's blocks with their spans."""
+    given = {"run_dir": str(tmp_path / "run"), "whole_word_mask": True, "num_examples": 300}
+    for name in ("03_collate", "04_train"):
+        run_all.run_notebook(name, run_all.notebook_parameters(name, given), tmp_path / "out")
+    s, masks, words = steps.start("tiny", "eval_masks", "blocks", run_dir=given["run_dir"])
+    assert s.whole_word_mask and runs.record(s, "model")["settings"]["whole_word_mask"] is True
+    assert runs.read_metrics(s)["train_steps"] == 3 * math.ceil(len(words["train"]) / s.batch_size)  # 04: 3 epochs
+    tokenizer = assets.load_tokenizer(s.model)
+    parts = [[labelled for _, labelled in word] for block, labels in zip(words["test"], masks["labels"])
+             for word in collate.words_of(block, labels, tokenizer)]
+    assert any(len(p) > 1 and all(p) for p in parts) and all(all(p) or not any(p) for p in parts)  # whole words
 
 
 def test_the_six_notebooks_code_cells_run_as_one_notebook(tmp_path):

@@ -34,6 +34,35 @@ def test_start_is_make_settings_then_load_of_each_input_in_turn(tmp_path, capsys
     assert blocks["test"]["input_ids"] == read_blocks["test"]["input_ids"] and masks["labels"] == read_masks["labels"]
 
 
+def test_a_whole_word_run_reads_02s_tokens_with_their_spans_and_masks_whole_words(tmp_path):
+    from helpers import assets, collate
+
+    run = str(tmp_path / "run")
+    _, plain = steps.start("tiny", "blocks", num_examples=200, run_dir=run)
+    s, masks, words, checkpoint = steps.start("tiny", "eval_masks", "blocks", "model_checkpoint", whole_word_mask=True,
+                                              num_examples=200, run_dir=run)
+    assert "offset_mapping" not in plain["test"].column_names and (s.run_path / "word_blocks" / "made_with.json").exists()
+    assert words["test"]["input_ids"] == plain["test"]["input_ids"]  # 02's tokens, each with its span
+    tokenizer = assets.load_tokenizer(checkpoint)
+    parts = [[labelled for _, labelled in word] for block, labels in zip(words["test"], masks["labels"])
+             for word in collate.words_of(block, labels, tokenizer)]  # words as the collator reads them, by hand
+    assert any(len(p) > 1 and all(p) for p in parts) and all(all(p) or not any(p) for p in parts)  # whole or nothing
+
+
+def test_word_blocks_follow_02s_blocks_when_02_runs_again(tmp_path, capsys):
+    import shutil
+
+    run, other = str(tmp_path / "run"), str(tmp_path / "other")
+    steps.start("tiny", "blocks", whole_word_mask=True, num_examples=200, run_dir=run)  # word blocks of 128 tokens
+    steps.start("tiny", "blocks", num_examples=200, block_size=64, run_dir=other)
+    steps.start("tiny", "blocks", whole_word_mask=True, num_examples=200, run_dir=run)
+    assert "read" in capsys.readouterr().out.splitlines()[-1]  # made once, then read
+    shutil.copytree(Path(other) / "blocks", Path(run) / "blocks")  # as if 02 ran again with block_size 64
+    s, words = steps.start("tiny", "blocks", whole_word_mask=True, run_dir=run)  # 03 lists no block size
+    assert "word_blocks was made from other blocks than 02's" in capsys.readouterr().out
+    assert s.block_size == 64 and {len(ids) for ids in words["train"]["input_ids"]} == {64}
+
+
 def test_the_record_holds_the_settings_and_the_code_that_made_the_artifact(tmp_path):
     import datasets
     import transformers
