@@ -43,8 +43,8 @@ def guide_group_texts(examples, block_size=128):
 
 # Defined in notebooks/03_collate.ipynb
 def word_offsets(tokens, texts):
-    """tokens with byte-level BPE's spans made to mark words as WordPiece's do: a piece starting inside the previous
-    one (the second byte of "é") starts where it ends, and a piece of white space alone is made empty."""
+    """tokens with byte-level spans fixed for the collator's rule: a piece that starts inside the previous one (the
+    second byte of "é") is moved to where that one ends; a piece of white space alone gets an empty span."""
     for spans, text in zip(tokens["offset_mapping"], texts):
         end = 0
         for i, (start, stop) in enumerate(spans):

@@ -122,7 +122,7 @@ def test_what_the_folded_answers_say_holds_for_the_committed_file():
     way = (base["perplexity_before"] - r["guide_lr"]["perplexity_after"]) / (base["perplexity_before"] - base["perplexity_after"])
     assert 0 < way < 0.5  # "only part of the way"
     assert r["standard_head"]["perplexity_after"] == pytest.approx(base["perplexity_after"], rel=1e-6)
-    assert r["standard_head"]["train_seconds"] > base["train_seconds"]
+    assert r["standard_head"]["train_seconds"] > 2 * base["train_seconds"]  # 04: "Several times longer, same perplexity"
     first = (base["perplexity_before"] - r["one_epoch"]["perplexity_after"]) / (base["perplexity_before"] - base["perplexity_after"])
     assert first > 0.5  # "most of the drop comes in the first epoch"
     assert x["baseline_on_30"] > base["perplexity_after"]  # harder masks: "it rises"
