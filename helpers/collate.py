@@ -17,7 +17,7 @@ from transformers import DataCollatorForLanguageModeling, TrainerCallback, defau
 from .config import Settings, SettingsError
 from .lesson import insert_random_mask
 
-IGNORE = -100  # the label PyTorch's cross-entropy skips
+from .masked_head import IGNORE  # the label PyTorch's cross-entropy skips
 
 
 def make_collator(tokenizer, settings: Settings, seed: int | None = None) -> DataCollatorForLanguageModeling:

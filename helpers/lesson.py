@@ -9,8 +9,10 @@ import os
 import torch
 from accelerate import Accelerator
 from accelerate.utils import DataLoaderConfiguration
+from helpers.masked_head import at_masks
 from torch import nn
 from torch.utils.data import DataLoader
+from transformers import AutoModelForMaskedLM, AutoTokenizer, DataCollatorForLanguageModeling, Trainer, TrainingArguments
 from transformers import get_scheduler
 
 
@@ -86,6 +88,39 @@ def unigram(train_blocks, tokenizer, vocab_size):
     counts = torch.bincount(torch.tensor(train_blocks["input_ids"]).flatten(), minlength=vocab_size).double()
     counts[tokenizer.all_special_ids] = 0
     return (counts + 1) / (counts.sum() + vocab_size)
+
+
+# Defined in notebooks/04_train.ipynb
+def guide_trainer(model_checkpoint, train_dataset, eval_dataset, output_dir, mlm_probability=0.15, learning_rate=2e-5,
+                  num_train_epochs=3, batch_size=8, seed=42, whole_word_mask=False, masked_head=True, eval_strategy="epoch"):
+    """The guide's Trainer: model_checkpoint to train on train_dataset, evaluated on eval_dataset each epoch."""
+    tokenizer = AutoTokenizer.from_pretrained(model_checkpoint)
+    model = AutoModelForMaskedLM.from_pretrained(model_checkpoint)
+    if masked_head:
+        model = at_masks(model)  # the course's line
+    data_collator = DataCollatorForLanguageModeling(tokenizer=tokenizer, mlm_probability=mlm_probability)
+    if whole_word_mask:  # 03's whole-word form of the collator (train_dataset: 03's word blocks)
+        data_collator = DataCollatorForLanguageModeling(tokenizer=tokenizer, mlm_probability=mlm_probability,
+                                                        whole_word_mask=True, mask_replace_prob=1.0, random_replace_prob=0.0)
+    training_args = TrainingArguments(
+        output_dir=output_dir,
+        eval_strategy=eval_strategy,
+        learning_rate=learning_rate,
+        num_train_epochs=num_train_epochs,
+        weight_decay=0.01,
+        per_device_train_batch_size=batch_size,
+        seed=seed,
+        remove_unused_columns=False,
+    )
+    trainer = Trainer(
+        model=model,
+        args=training_args,
+        train_dataset=train_dataset,
+        eval_dataset=eval_dataset,
+        data_collator=data_collator,
+        processing_class=tokenizer,
+    )
+    return trainer
 
 
 # Defined in notebooks/04_train.ipynb

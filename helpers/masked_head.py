@@ -16,7 +16,7 @@ from transformers import BertForMaskedLM, RobertaForMaskedLM
 from transformers.modeling_outputs import MaskedLMOutput
 from transformers.utils import TransformersKwargs, can_return_tuple
 
-from .collate import IGNORE
+IGNORE = -100  # the label PyTorch's cross-entropy skips
 
 HEADS = {"bert": "cls", "roberta": "lm_head"}  # model_type -> the head's attribute; the encoder is base_model_prefix
 ENCODER_INPUTS = ("input_ids", "attention_mask", "token_type_ids", "position_ids", "inputs_embeds")

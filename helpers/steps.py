@@ -12,13 +12,17 @@ import hashlib
 import json
 import math
 import os
+import shutil
 import sys
 import time
 from typing import Any, Callable
 
-from datasets import Dataset, load_from_disk
+from pathlib import Path
 
-from . import assets, collate, data, preprocess, runs, train
+from datasets import Dataset, DatasetDict, load_from_disk
+from filelock import FileLock
+
+from . import assets, collate, data, domain, lesson, preprocess, runs, train
 from .config import Settings, SettingsError, check, make_settings, parse_command_line
 
 COMMAND_LINE_ONLY = ("streaming", "max_steps", "precision")  # 04's page trains as the guide does, without them
@@ -130,61 +134,67 @@ def _eval_masks(s: Settings) -> tuple[Any, Settings]:
     return collate.make_eval_masks(test_blocks, tokenizer, s), pinned(s, runs.made_with(s, "eval_masks")["settings"], "eval_masks")
 
 
-# The general stage's recipe: the tiny profile's, one pass over two fifths of the general text, split with a seed of
-# its own (05 keeps the same records for its control and its test whatever the run's seed), so one general model
-# serves every run of a model and text.
-GENERAL = {"num_train_epochs": 1.0, "seed": 42, "test_size": 0.6}
-
-
-def general_run(settings: Settings) -> Settings:
-    """The general stage's run: ``model`` trained with ``GENERAL`` on ``ood_source``'s general part, in the cache."""
-    general = make_settings("tiny", model=settings.model, general_stage=False, source=settings.ood_source,
-                            ood_source=settings.source, text_field="text", label_field="", **GENERAL)
-    key = hashlib.sha256(json.dumps(runs.made_with(general, "model")["settings"], sort_keys=True).encode()).hexdigest()
-    return dataclasses.replace(general, run_dir=str(assets.CACHE / f"general-{key[:10]}"))
+def general_folder(settings: Settings) -> Path:
+    """The general model's folder in the cache, named by a hash of all that makes it: the recipe, the general text, the
+    model's files and the course's code (so two versions of the code keep two models)."""
+    model = assets.model_path(settings.model)
+    digest = hashlib.sha256(json.dumps([domain.GENERAL, runs.CODE, settings.model,
+                                        list(domain.other_text(settings)["general"]["text"])]).encode())
+    for file in sorted(Path(model).glob("*")) if Path(model).is_dir() else []:
+        digest.update(file.read_bytes())
+    return assets.CACHE / f"general-{digest.hexdigest()[:12]}"
 
 
 def base_model(settings: Settings) -> str:
-    """Where fine-tuning starts: the general model (made once, again for other code), or without it the model's own."""
+    """Where fine-tuning starts: the general model (made once with 04's ``guide_trainer``, under a lock that a second
+    process waits at), or without a general stage the model's own."""
     if not settings.general_stage:
         return assets.model_path(settings.model)
-    general = general_run(settings)
-    found = runs.record(general, "model")
-    if found != runs.made_with(general, "model") and int(os.environ.get("WORLD_SIZE", "1")) > 1:
-        raise SettingsError("the general model is not made yet: make it in one process first (run 04_train, or "
-                            "python -m helpers.train --max_steps 1 --run_dir runs/scratch), then launch the processes")
-    if found != runs.made_with(general, "model"):
-        print(f"the general model is {'missing' if found is None else 'older'}: making it in {runs.shown(general.run_path)}")
-        train_model(dataclasses.replace(general, retrain=found is not None), evaluate=False)  # nothing reads its scores
-    made = runs.read_metrics(general)
-    print(f"the base model: the general model, {made['train_steps']} steps on {general.source}, kept in the cache")
-    return str(runs.path(general, "model"))
+    folder = general_folder(settings)
+    folder.parent.mkdir(parents=True, exist_ok=True)
+    with FileLock(f"{folder}.lock"):
+        if not (folder / "model.safetensors").exists():
+            if int(os.environ.get("WORLD_SIZE", "1")) > 1:
+                raise SettingsError("the general model is not made yet: make it in one process first (run 04_train, "
+                                    "or python -m helpers.train --max_steps 1 --run_dir runs/scratch), then launch them")
+            print(f"the general model is not in the cache: making it in {runs.shown(folder)}")
+            recipe = make_settings("tiny", model=settings.model, text_field="text")  # the tiny profile's 04
+            tokenizer = assets.load_tokenizer(settings.model)
+            text = DatasetDict(train=domain.other_text(settings)["general"])
+            blocks = preprocess.group_splits(preprocess.tokenize_splits(text, tokenizer, recipe), recipe)["train"]
+            with runs.atomic(folder) as scratch:  # whole or not at all
+                trainer = lesson.guide_trainer(assets.model_path(settings.model), blocks, None, str(scratch / "checkpoints"),
+                                               mlm_probability=recipe.mlm_probability, learning_rate=recipe.learning_rate,
+                                               num_train_epochs=domain.GENERAL["num_train_epochs"],
+                                               batch_size=recipe.batch_size, seed=domain.GENERAL["seed"], eval_strategy="no")
+                trainer.train()
+                trainer.save_model(str(scratch))
+                shutil.rmtree(scratch / "checkpoints")  # its last step's optimizer: nothing resumes a finished model
+    print("the base model: the general model, kept in the cache")
+    return str(folder)
 
 
-def train_model(settings: Settings, evaluate: bool = True) -> tuple[str, Settings]:
-    """Notebook 04 in one call, resumed where a run stopped and saved (pushed with ``push_to_hub``); also under torchrun.
-    ``evaluate=False``: no fixed masks made, no evaluation."""
+def train_model(settings: Settings) -> tuple[str, Settings]:
+    """Notebook 04 in one call, resumed where a run stopped and saved (pushed with ``push_to_hub``); also under torchrun."""
     train.check_launcher()
     tokenizer = assets.load_tokenizer(settings.model)
-    eval_masks, settings = load("eval_masks", settings) if evaluate else (None, settings)
+    eval_masks, settings = load("eval_masks", settings)
     if settings.streaming:  # shuffled through a buffer, as a stream allows; the seed makes the order repeatable
         stream = data.stream_split(data.stream_corpus(settings), settings)["train"]
         train_blocks = preprocess.stream_blocks(stream, tokenizer, settings).shuffle(seed=settings.seed, buffer_size=10_000)
     else:
         train_blocks = load("blocks", settings)[0]["train"]
     model = assets.load_model(base_model(settings), at_masks=settings.masked_head)
-    trainer = train.make_trainer(settings, model, tokenizer, train_blocks, eval_masks,
-                                 **({} if evaluate else {"eval_strategy": "no"}))
+    trainer = train.make_trainer(settings, model, tokenizer, train_blocks, eval_masks)
     first = trainer.is_world_process_zero()
     checkpoint = train.last_checkpoint(settings) if first else None  # the first process settles the folder
     trainer.accelerator.wait_for_everyone()
     checkpoint = checkpoint if first else train.last_checkpoint(settings)
-    before = trainer.evaluate()["eval_loss"] if evaluate else None  # as 04 does, before train()
+    before = trainer.evaluate()["eval_loss"]  # as 04 does, before train()
     output = trainer.train(resume_from_checkpoint=checkpoint)
-    after = trainer.evaluate()["eval_loss"] if evaluate else None  # before save, which may push from the first process
+    after = trainer.evaluate()["eval_loss"]  # before save, which may push from the first process
     train.save(trainer, settings, checkpoint, output)
-    if evaluate:
-        print(f"perplexity on the fixed masks: {math.exp(before):,.1f} before training, {math.exp(after):,.1f} after")
+    print(f"perplexity on the fixed masks: {math.exp(before):,.1f} before training, {math.exp(after):,.1f} after")
     return str(runs.path(settings, "model")), settings
 
 

@@ -56,7 +56,7 @@ def test_the_control_gained_less_in_the_domain_than_the_domains_steps_and_more_o
     assert [len(f1["base"]), len(f1["fine-tuned"])] == [3, 3] and min(f1["base"] + f1["fine-tuned"]) > 0.5  # chance: 0.25
     gains = [after - before for before, after in zip(f1["base"], f1["fine-tuned"])]
     low, middle, high = sorted(gains)
-    assert low <= middle < 0 and abs(high) < 0.005  # "two seeds' lines fall and the third barely moves"
+    assert low <= middle < 0 < high and abs(sum(gains)) / 3 < 0.005  # "two fall and the third rises about as far"
 
 
 def test_the_head_is_as_wide_as_04_says(run):

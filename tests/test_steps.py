@@ -188,27 +188,64 @@ def test_the_general_stage_has_a_switch_of_its_own():
     assert config.make_settings("tiny", model="some/folder", general_stage=True).general_stage
 
 
-def test_the_general_model_is_made_once_on_its_part_of_the_other_text_and_again_for_other_code(tmp_path, monkeypatch, capsys):
-    from datasets import load_from_disk
-
-    from helpers import assets, domain
+def test_the_general_model_is_made_once_with_04s_recipe_on_the_general_part_of_the_other_text(tmp_path, monkeypatch,
+                                                                                                 capsys):
+    from helpers import assets, domain, lesson
 
     monkeypatch.setattr(assets, "CACHE", tmp_path / "cache")
-    monkeypatch.setattr(steps, "GENERAL", {**steps.GENERAL, "max_steps": 2})
+    monkeypatch.setitem(domain.GENERAL, "num_train_epochs", 0.02)  # 3 steps of the recipe
+    seen, guide_trainer = [], lesson.guide_trainer  # 04's recipe, each call's arguments kept
+    monkeypatch.setattr(lesson, "guide_trainer", lambda *args, **kw: seen.append((args, kw)) or guide_trainer(*args, **kw))
     s = config.make_settings("tiny", num_examples=200, seed=7, run_dir=str(tmp_path / "run"))
     folder = Path(steps.base_model(s))
-    assert "general model is missing" in capsys.readouterr().out and folder.is_relative_to(tmp_path / "cache")
+    assert "not in the cache: making it" in capsys.readouterr().out and folder.parent == tmp_path / "cache"
+    assert sorted(p.name for p in folder.iterdir()) == ["config.json", "model.safetensors", "tokenizer.json",
+                                                         "tokenizer_config.json", "training_args.bin"]  # no checkpoint
+    (checkpoint, blocks, eval_dataset, _), recipe = seen[0]
+    assert checkpoint == assets.model_path("splade-tiny") and eval_dataset is None
+    assert recipe["learning_rate"] == config.make_settings("tiny").learning_rate and recipe["eval_strategy"] == "no"
+    # its blocks are the general part's text, tokenized and concatenated by hand: never 05's control or held-out part
+    tokenizer = assets.load_tokenizer("splade-tiny")
+    texts, size, by_hand = domain.other_text(s)["general"]["text"], config.make_settings("tiny").block_size, []
+    for start in range(0, len(texts), 1000):  # datasets.map's batches: each drops its own remainder
+        ids = [i for text in texts[start:start + 1000] for i in tokenizer(text)["input_ids"]]
+        by_hand += ids[:len(ids) // size * size]
+    assert [i for block in blocks["input_ids"] for i in block] == by_hand
     made = (folder / "model.safetensors").stat().st_mtime_ns
     assert steps.base_model(s) == str(folder) and (folder / "model.safetensors").stat().st_mtime_ns == made
-    # it trained on the general part of the other text, never on 05's control part or held-out part
-    general = load_from_disk(str(folder.parent / "splits"))
-    parts = domain.other_text(s)
-    assert general["train"]["text"] == parts["general"]["text"]
-    assert sorted(general["test"]["text"]) == sorted([*parts["control"]["text"], *parts["held_out"]["text"]])
+    assert len(seen) == 1  # read from the cache, not trained again
+
+
+def test_the_general_models_folder_is_named_by_its_text_its_model_and_the_code_not_by_the_runs_settings(tmp_path,
+                                                                                                         monkeypatch):
+    text = tmp_path / "other.txt"
+    text.write_text("".join(f"Line {i} of some general text about the weather and the sea.\n" for i in range(40)))
+    s = config.make_settings("tiny", ood_source=str(text), run_dir=str(tmp_path / "run"))
+    folder = steps.general_folder(s)
+    assert steps.general_folder(config.make_settings("tiny", ood_source=str(text), learning_rate=1e-3, seed=1)) == folder
+    text.write_text(text.read_text().replace("sea", "hills"))
+    assert steps.general_folder(s) != folder  # an edited text: another model
+    text.write_text(text.read_text().replace("hills", "sea"))
+    assert steps.general_folder(s) == folder
     monkeypatch.setattr(runs, "CODE", {**runs.CODE, "helpers": "other"})
-    capsys.readouterr()
-    assert steps.base_model(s) == str(folder) and "general model is older" in capsys.readouterr().out
-    assert (folder / "model.safetensors").stat().st_mtime_ns != made
+    assert steps.general_folder(s) != folder  # other code keeps a model of its own, and leaves this one
+
+
+def test_two_processes_making_the_general_model_at_once_make_it_once_and_both_read_it(tmp_path):
+    import os
+    import subprocess
+    import sys
+
+    script = ("from helpers import config, domain, steps; domain.GENERAL['num_train_epochs'] = 0.02; "
+              "print('folder', steps.base_model(config.make_settings('tiny', run_dir='unused')))")
+    env = {**os.environ, "COURSE_CACHE": str(tmp_path / "cache"), "TQDM_DISABLE": "1"}
+    both = [subprocess.Popen([sys.executable, "-c", script], cwd=config.project_root(), env=env, text=True,
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE) for _ in range(2)]
+    outs = [p.communicate(timeout=300) for p in both]
+    assert [p.returncode for p in both] == [0, 0], [err[-2000:] for _, err in outs]
+    assert sum(out.count("making it") for out, _ in outs) == 1  # the second waited at the lock, then read it
+    folders = {line for out, _ in outs for line in out.splitlines() if line.startswith("folder ")}
+    assert len(folders) == 1 and Path(folders.pop().split(" ", 1)[1], "model.safetensors").exists()
 
 
 def test_a_notebook_refuses_a_setting_its_page_would_ignore_and_writes_nothing(tmp_path):
