@@ -189,8 +189,8 @@ def parse_command_line(argv: list[str]) -> dict[str, Any]:
     first = argparse.ArgumentParser(add_help=False)
     first.add_argument("--profile", default="tiny", choices=sorted(PROFILES))
     profile = first.parse_known_args(argv)[0].profile
-    parser = HfArgumentParser(Settings, description="The course's settings; the profile gives the defaults.",
-                              allow_abbrev=False)  # "--learn 1e-3" is a mistake, not learning_rate
+    parser = HfArgumentParser(Settings, prog="python -m helpers.train", allow_abbrev=False,  # "--learn 1e-3": a mistake
+                              description="The course's settings; the profile gives the defaults.")
     parser.set_defaults(**PROFILES[profile])  # --help shows the profile's values
     parsed = vars(parser.parse_args(argv))
     named = {arg.lstrip("-").split("=")[0].replace("-", "_").removeprefix("no_") for arg in argv if arg.startswith("--")}

@@ -66,6 +66,22 @@ def corpus_file(source: str) -> str:
     return str(target)
 
 
+def fingerprint(settings: Settings) -> str:
+    """What the corpus holds: its file's bytes hashed (the installed summaries' or yours); from the Hub, its name,
+    config, revision and split, which the settings hold already."""
+    if settings.source == "hub":
+        return "hub"
+    file = assets.wiki_summaries_file() if settings.source in assets.WIKI_TOPICS else Path(settings.source)
+    hashed = hashlib.sha256()
+    try:
+        with file.open("rb") as chunks:
+            for chunk in iter(lambda: chunks.read(1 << 20), b""):
+                hashed.update(chunk)
+    except OSError:
+        return "unreadable"  # not current: making it again says what is wrong with the file
+    return hashed.hexdigest()[:16]
+
+
 def split_name(settings: Settings) -> str:
     """The split the Hub is asked for: ``"train[:5000]"`` for the guide profile."""
     n = settings.num_examples

@@ -1,14 +1,15 @@
 """Each notebook's inputs, read from the run folder or made with the earlier notebooks' calls: so any notebook runs alone.
 
 ``load("blocks", settings)`` reads 02's blocks when every setting the notebook pinned agrees with what made them (a
-clash is refused with the fix); missing, damaged or made by other code, they are made again with the settings they had.
-A model made by other code is used, and said to be older. ``main`` is ``python -m helpers.train``: 04 unattended.
+clash is refused with the fix); missing, damaged or made by other code, they are made again with the settings they had,
+and made from other inputs (an edited corpus, splits made again), from those inputs as they are now. A model made by
+other code is used, and said to be older; one trained on other blocks is refused with the fix. ``main`` is
+``python -m helpers.train``: 04 unattended.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import hashlib
 import json
 import math
 import os
@@ -35,21 +36,28 @@ def load(name: str, settings: Settings) -> tuple[Any, Settings]:
     name = "word_blocks" if name == "blocks" and settings.whole_word_mask else name
     target, record = runs.path(settings, name), runs.record(settings, name)
     why = "missing"
-    made = runs.record(settings, "blocks") if name == "word_blocks" else None  # word blocks are 02's, with spans
-    if record and made and record["settings"] != made["settings"]:
-        record, why = None, "made from other blocks than 02's"
-    if record is not None:
+    if record is not None and not runs.current(settings, name):  # made again from its inputs as they are now
+        parent = runs.made_from(settings, name)  # its own settings kept, the others taken from that input
+        own = {k: v for k, v in record["settings"].items() if not parent or k not in runs.DEPENDS[parent]}
+        settings = pinned(settings, own, name)
+        why = "made from other inputs (the corpus or an earlier step changed since)"
+        if name == "model" and not settings.retrain:  # never trained again unasked
+            raise SettingsError(f"{runs.shown(target)} was trained on other blocks than these settings make now (the "
+                                f"corpus or an earlier step changed since): rerun 04_train, or set retrain=True")
+    elif record is not None:
         settings = pinned(settings, record["settings"], name)  # a clash is refused here, with the fix
-        current = record["code"] == runs.CODE
-        why = "made by other code"
-        if current or name == "model":  # a model is not trained again unasked: it is used, and said to be older
+        if record["code"] == runs.CODE or name == "model":  # a model is used, and said to be older
             try:
+                if name == "model" and not (target / "model.safetensors").is_file():
+                    raise FileNotFoundError(target / "model.safetensors")
                 thing = str(target) if name == "model" else load_from_disk(str(target), keep_in_memory=True)
-                older = "" if current else " (by older code or libraries: rerun 04_train to train it with these)"
+                older = "" if record["code"] == runs.CODE else " (by older code or libraries: rerun 04_train to train it with these)"
                 print(f"read {runs.shown(target)}, made by {runs.MADE_BY[name]}{older}")
                 return thing, settings
             except (OSError, ValueError) as err:  # a file cut short or missing: make it again
                 why = f"damaged ({type(err).__name__})"
+        else:
+            why = "made by other code"
     start = time.perf_counter()
     thing, settings = BUILD[name](settings)
     if name != "model" and int(os.environ.get("RANK", "0")) == 0:
@@ -73,8 +81,8 @@ def start(profile: str, *names: str, **parameters: Any) -> tuple[Any, ...]:
     settings = make_settings(profile, **parameters)
     things = []
     for name in names:
-        if name == "base_model":
-            things.append(base_model(settings))
+        if name == "base_model":  # the one the run folder's model started from, where it has one
+            things.append(started_from(settings) or base_model(settings))
         elif name == "model_checkpoint":
             things.append(assets.model_path(settings.model))
         else:
@@ -107,20 +115,22 @@ def pinned(settings: Settings, values: dict[str, Any], source: str) -> Settings:
 
 
 def _splits(s: Settings) -> tuple[Any, Settings]:
-    return data.split_corpus(data.load_corpus(s), s), pinned(s, runs.made_with(s, "splits")["settings"], "splits")
+    return data.split_corpus(data.load_corpus(s), s), pinned(s, runs.settings_of(s, "splits"), "splits")
 
 
 def _blocks(s: Settings) -> tuple[Any, Settings]:
     splits, s = load("splits", s)
     blocks = preprocess.build_blocks(splits, assets.load_tokenizer(s.model), s, assets.load_config(s.model))
-    return blocks, pinned(s, runs.made_with(s, "blocks")["settings"], "blocks")
+    return blocks, pinned(s, runs.settings_of(s, "blocks"), "blocks")
 
 
 def _word_blocks(s: Settings) -> tuple[Any, Settings]:
-    made = runs.record(s, "blocks")  # 02's blocks: the word blocks are these, each token with its span
-    splits, s = load("splits", pinned(s, made["settings"], "blocks") if made else s)
+    plain = dataclasses.replace(s, whole_word_mask=False)
+    object.__setattr__(plain, "pinned", s.pinned)
+    _, made = load("blocks", plain)  # 02's blocks, made or read: the word blocks are these, each token with its span
+    splits, s = load("splits", pinned(s, runs.settings_of(made, "blocks"), "blocks"))
     blocks = preprocess.build_blocks(splits, assets.load_tokenizer(s.model), s, assets.load_config(s.model), spans=True)
-    return blocks, pinned(s, runs.made_with(s, "word_blocks")["settings"], "word_blocks")
+    return blocks, pinned(s, runs.settings_of(s, "word_blocks"), "word_blocks")
 
 
 def _eval_masks(s: Settings) -> tuple[Any, Settings]:
@@ -131,18 +141,28 @@ def _eval_masks(s: Settings) -> tuple[Any, Settings]:
     else:
         blocks, s = load("blocks", s)
         test_blocks = blocks["test"]
-    return collate.make_eval_masks(test_blocks, tokenizer, s), pinned(s, runs.made_with(s, "eval_masks")["settings"], "eval_masks")
+    return collate.make_eval_masks(test_blocks, tokenizer, s), pinned(s, runs.settings_of(s, "eval_masks"), "eval_masks")
+
+
+def started_from(settings: Settings) -> str | None:
+    """The base model the run folder's model was fine-tuned from (None: no model, or no record of its base); refused,
+    with the fix, when it has changed since."""
+    made = (runs.record(settings, "model") or {}).get("inputs", {})
+    if not made.get("base"):
+        return None
+    if runs.fingerprint(made["base"]) != made["base_files"]:
+        raise SettingsError(f"{runs.shown(runs.path(settings, 'model'))} was fine-tuned from {made['base']}, which has "
+                            f"changed or gone since: rerun 04_train to fine-tune from today's base model")
+    print("the base model: the one the fine-tuned model started from")
+    return made["base"]
 
 
 def general_folder(settings: Settings) -> Path:
     """The general model's folder in the cache, named by a hash of all that makes it: the recipe, the general text, the
     model's files and the course's code (so two versions of the code keep two models)."""
-    model = assets.model_path(settings.model)
-    digest = hashlib.sha256(json.dumps([domain.GENERAL, runs.CODE, settings.model,
-                                        list(domain.other_text(settings)["general"]["text"])]).encode())
-    for file in sorted(Path(model).glob("*")) if Path(model).is_dir() else []:
-        digest.update(file.read_bytes())
-    return assets.CACHE / f"general-{digest.hexdigest()[:12]}"
+    made_of = [domain.GENERAL, runs.CODE, runs.fingerprint(assets.model_path(settings.model)),
+               list(domain.other_text(settings)["general"]["text"])]
+    return assets.CACHE / f"general-{runs.digest(made_of)[:12]}"
 
 
 def base_model(settings: Settings) -> str:
@@ -184,12 +204,13 @@ def train_model(settings: Settings) -> tuple[str, Settings]:
         train_blocks = preprocess.stream_blocks(stream, tokenizer, settings).shuffle(seed=settings.seed, buffer_size=10_000)
     else:
         train_blocks = load("blocks", settings)[0]["train"]
-    model = assets.load_model(base_model(settings), at_masks=settings.masked_head)
+    base = base_model(settings)
+    model = assets.load_model(base, at_masks=settings.masked_head)
     trainer = train.make_trainer(settings, model, tokenizer, train_blocks, eval_masks)
     first = trainer.is_world_process_zero()
-    checkpoint = train.last_checkpoint(settings) if first else None  # the first process settles the folder
+    checkpoint = train.last_checkpoint(settings, base) if first else None  # the first process settles the folder
     trainer.accelerator.wait_for_everyone()
-    checkpoint = checkpoint if first else train.last_checkpoint(settings)
+    checkpoint = checkpoint if first else train.last_checkpoint(settings, base)
     before = trainer.evaluate()["eval_loss"]  # as 04 does, before train()
     output = trainer.train(resume_from_checkpoint=checkpoint)
     after = trainer.evaluate()["eval_loss"]  # before save, which may push from the first process

@@ -104,7 +104,7 @@ def test_the_package_runs_the_pages_own_functions():
              if isinstance(node, ast.FunctionDef)}
     assert saved >= {"preprocess_function", "group_texts", "preprocess_with_spans", "insert_random_mask", "train_loop",
                      "perplexity"}
-    defined = {node.name for path in (ROOT / "helpers").glob("*.py") if path.name != "lesson.py"
+    defined = {node.name for path in (ROOT / "helpers").rglob("*.py") if path.name != "lesson.py"
                for node in ast.parse(path.read_text()).body if isinstance(node, ast.FunctionDef)}
     defined |= {node.name for path in (ROOT / "scripts").glob("*.py")
                 for node in ast.parse(path.read_text()).body if isinstance(node, ast.FunctionDef)}

@@ -57,9 +57,10 @@ def test_word_blocks_follow_02s_blocks_when_02_runs_again(tmp_path, capsys):
     steps.start("tiny", "blocks", num_examples=200, block_size=64, run_dir=other)
     steps.start("tiny", "blocks", whole_word_mask=True, num_examples=200, run_dir=run)
     assert "read" in capsys.readouterr().out.splitlines()[-1]  # made once, then read
+    shutil.rmtree(Path(run) / "blocks")
     shutil.copytree(Path(other) / "blocks", Path(run) / "blocks")  # as if 02 ran again with block_size 64
     s, words = steps.start("tiny", "blocks", whole_word_mask=True, run_dir=run)  # 03 lists no block size
-    assert "word_blocks was made from other blocks than 02's" in capsys.readouterr().out
+    assert "word_blocks was made from other inputs" in capsys.readouterr().out
     assert s.block_size == 64 and {len(ids) for ids in words["train"]["input_ids"]} == {64}
 
 
@@ -72,7 +73,7 @@ def test_the_record_holds_the_settings_and_the_code_that_made_the_artifact(tmp_p
     assert record["settings"] == {k: getattr(s, k) for k in runs.DEPENDS["eval_masks"]}
     import torch
 
-    files = sorted((Path(runs.__file__).parent).glob("*.py"))
+    files = sorted((Path(runs.__file__).parent).rglob("*.py"))
     digest = hashlib.sha256(b"".join(f.read_bytes() for f in files)).hexdigest()[:12]  # the helpers, hashed by hand
     assert record["code"] == {"helpers": digest, "transformers": transformers.__version__,
                               "datasets": datasets.__version__, "torch": torch.__version__.split("+")[0]}
@@ -105,17 +106,19 @@ def test_what_an_input_brings_must_still_make_sense_with_the_notebooks_settings(
         steps.load("splits", config.make_settings("tiny", run_dir=s.run_dir))  # 05's default: the corpus itself
 
 
-def test_two_inputs_that_disagree_are_not_mixed(tmp_path):
+def test_an_input_whose_input_changed_is_made_again_from_it_never_mixed(tmp_path):
     import shutil
 
     made = small_run(tmp_path)  # blocks and eval masks of 128 tokens
     other = small_run(tmp_path / "other", block_size=64)
     shutil.rmtree(made.run_path / "blocks")
     shutil.copytree(other.run_path / "blocks", made.run_path / "blocks")  # as if 02 ran again with block_size 64, not 03
-    _, settings = steps.load("eval_masks", config.make_settings("tiny", run_dir=made.run_dir))
-    with pytest.raises(config.SettingsError, match="blocks was made with block_size=64, and eval_masks has block_size=128: "
-                                                   "they come from different runs: rerun 03_collate"):
-        steps.load("blocks", settings)
+    masks, settings = steps.load("eval_masks", config.make_settings("tiny", run_dir=made.run_dir))
+    assert settings.block_size == 64 and {len(ids) for ids in masks["input_ids"]} == {64}  # made again from 02's
+    assert runs.current(settings, "eval_masks") and steps.load("blocks", settings)[1].block_size == 64
+    with pytest.raises(config.SettingsError, match="eval_masks was made with block_size=64, and this notebook has "
+                                                   "block_size=128"):  # a value the notebook sets is never overridden
+        steps.load("eval_masks", config.make_settings("tiny", run_dir=made.run_dir, block_size=128))
 
 
 def test_an_input_made_by_other_code_is_made_again_with_the_settings_it_had(tmp_path, capsys, monkeypatch):
@@ -129,7 +132,7 @@ def test_an_input_made_by_other_code_is_made_again_with_the_settings_it_had(tmp_
 
 
 def test_a_model_made_by_other_code_is_used_and_said_to_be_older(tmp_path, capsys, monkeypatch, model, tokenizer):
-    s = config.make_settings("tiny", run_dir=str(tmp_path / "run"))
+    s = small_run(tmp_path)  # blocks: the model is recorded as trained on them
     runs.save(model, s, "model", tokenizer)
     monkeypatch.setattr(runs, "CODE", {**runs.CODE, "helpers": "another"})
     folder, _ = steps.load("model", s)
@@ -160,7 +163,7 @@ def test_a_crash_while_saving_leaves_the_old_artifact_whole_and_no_temporary(tmp
     with pytest.raises(KeyboardInterrupt):
         runs.save(Crashing(), s, "blocks")
     assert sorted(p.name for p in (s.run_path / "blocks").rglob("*")) == before
-    assert not [p for p in s.run_path.iterdir() if p.name.startswith(".")]
+    assert not [p for p in s.run_path.iterdir() if p.name.startswith(".") and not p.name.endswith("-lock")]  # a lock stays
 
 
 def test_metrics_belong_to_the_model_they_were_measured_on(tmp_path):
@@ -254,3 +257,83 @@ def test_a_notebook_refuses_a_setting_its_page_would_ignore_and_writes_nothing(t
         steps.start("tiny", "blocks", max_steps=5, run_dir=str(run))
     assert not run.exists()
     assert steps.start("tiny", max_steps=None, run_dir=str(run))[0].max_steps is None  # None: not given, as everywhere
+
+
+def test_an_edited_corpus_is_tokenized_again_not_served_from_the_old_blocks(tmp_path, capsys):
+    from helpers import assets
+
+    corpus = tmp_path / "corpus.txt"
+    corpus.write_text("".join(f"Record {i} says that the river is blue.\n" for i in range(80)))
+    s = config.make_settings("tiny", source=str(corpus), block_size=16, general_stage=False, run_dir=str(tmp_path / "run"))
+    before, _ = steps.load("blocks", s)
+    corpus.write_text(corpus.read_text().replace("blue", "green"))
+    capsys.readouterr()
+    after, _ = steps.load("blocks", s)
+    assert "splits was made from other inputs" in capsys.readouterr().out
+    green = assets.load_tokenizer("splade-tiny").convert_tokens_to_ids("green")
+    assert green in sum(after["train"]["input_ids"], []) and green not in sum(before["train"]["input_ids"], [])
+
+
+def test_a_finished_run_is_not_resumed_on_an_edited_corpus(tmp_path, capsys):
+    from safetensors.torch import load_file
+
+    corpus = tmp_path / "corpus.txt"
+    corpus.write_text("".join(f"Record {i} says that the river is blue and wide.\n" for i in range(200)))
+    s = config.make_settings("tiny", source=str(corpus), block_size=32, max_steps=2, general_stage=False,
+                             run_dir=str(tmp_path / "run"))
+    folder, _ = steps.train_model(s)
+    first = load_file(f"{folder}/model.safetensors")
+    corpus.write_text(corpus.read_text().replace("blue", "green"))
+    steps.load("eval_masks", s)  # 01-03 again, on the edited corpus
+    with pytest.raises(config.SettingsError, match="model was trained on other blocks .* rerun 04_train"):
+        steps.load("model", s)  # 05 refuses the old model, with the fix
+    capsys.readouterr()
+    steps.train_model(s)
+    assert "resuming from" not in capsys.readouterr().out
+    second = load_file(f"{folder}/model.safetensors")
+    assert max(float((first[k] - second[k]).abs().max()) for k in first) > 0
+    assert steps.load("model", s)[0] == folder
+
+
+def test_05_reads_the_base_the_model_started_from_after_a_code_change_or_says_it_is_gone(tmp_path, monkeypatch, capsys):
+    import shutil
+
+    from helpers import assets, domain
+
+    monkeypatch.setattr(assets, "CACHE", tmp_path / "cache")
+    monkeypatch.setitem(domain.GENERAL, "num_train_epochs", 0.02)  # 3 steps
+    given = dict(num_examples=200, run_dir=str(tmp_path / "run"))
+    folder, s = steps.train_model(config.make_settings("tiny", max_steps=2, **given))
+    base = steps.base_model(s)
+    assert runs.record(s, "model")["inputs"]["base"] == base  # the record names the base it started from
+    monkeypatch.setattr(runs, "CODE", {**runs.CODE, "helpers": "other"})  # any edit of helpers/*.py
+    assert steps.general_folder(s) != Path(base)  # today's code would make another general model
+    capsys.readouterr()
+    _, model, started = steps.start("tiny", "model", "base_model", **given)
+    assert started == base and "the one the fine-tuned model started from" in capsys.readouterr().out
+    assert not steps.general_folder(s).exists()  # nothing trained: 05 compares the model with its own base
+    shutil.rmtree(base)
+    with pytest.raises(config.SettingsError, match="changed or gone since: rerun 04_train"):
+        steps.start("tiny", "model", "base_model", **given)
+
+
+def test_a_second_writer_of_an_artifact_waits_and_neither_loses_its_work(tmp_path):
+    import threading
+    import time
+
+    target, started, order = tmp_path / "run" / "blocks", threading.Event(), []
+
+    def write(who: str) -> None:
+        with runs.atomic(target) as scratch:
+            scratch.mkdir()
+            started.set()
+            time.sleep(0.5)  # the other writer starts meanwhile
+            (scratch / "who").write_text(who)
+            order.append(who)
+
+    second = threading.Thread(target=lambda: started.wait() and write("second"))
+    second.start()
+    write("first")
+    second.join()
+    assert order == ["first", "second"] and (target / "who").read_text() == "second"
+    assert not [p for p in target.parent.iterdir() if p.name.startswith(".blocks.")]  # no temporary folder left

@@ -36,6 +36,9 @@ def test_a_finished_run_is_loaded_from_its_last_checkpoint_not_trained_again(tmp
     assert all(torch.equal(weights[k], reloaded[k]) for k in weights)
 
 
+BASE = "some/base-model"  # a Hub name: its fingerprint is the name
+
+
 def make_checkpoints(s, steps_done: list[int], max_steps: int, record: dict | None):
     folder = runs.path(s, "checkpoints")
     for step in steps_done:
@@ -49,25 +52,32 @@ def make_checkpoints(s, steps_done: list[int], max_steps: int, record: dict | No
 
 
 def test_the_last_complete_checkpoint_of_these_settings_is_resumed_from(settings):
-    folder = make_checkpoints(settings, [10, 20], 40, runs.made_with(settings, "model"))
-    assert train.last_checkpoint(settings) == str(folder / "checkpoint-20")
-    assert train.last_checkpoint(config.make_settings("tiny", run_dir=str(settings.run_path / "empty"))) is None
+    folder = make_checkpoints(settings, [10, 20], 40, runs.made_with(settings, "model", BASE))
+    assert train.last_checkpoint(settings, BASE) == str(folder / "checkpoint-20")
+    assert train.last_checkpoint(config.make_settings("tiny", run_dir=str(settings.run_path / "empty")), BASE) is None
 
 
 def test_an_interrupted_run_of_other_settings_is_refused_and_kept(settings):
-    folder = make_checkpoints(settings, [10], 40, {**runs.made_with(settings, "model"), "settings": {"seed": 7}})
+    folder = make_checkpoints(settings, [10], 40, {**runs.made_with(settings, "model", BASE), "settings": {"seed": 7}})
     with pytest.raises(config.SettingsError, match="holds an interrupted run with other settings.*retrain=True"):
-        train.last_checkpoint(settings)
+        train.last_checkpoint(settings, BASE)
     assert (folder / "checkpoint-10").exists()
     retrain = config.make_settings("tiny", run_dir=settings.run_dir, retrain=True)
-    assert train.last_checkpoint(retrain) is None and not (folder / "checkpoint-10").exists()
+    assert train.last_checkpoint(retrain, BASE) is None and not (folder / "checkpoint-10").exists()
 
 
 def test_a_finished_run_of_other_settings_is_removed_to_train_anew(settings, capsys):
-    folder = make_checkpoints(settings, [40], 40, {**runs.made_with(settings, "model"), "settings": {"seed": 7}})
-    assert train.last_checkpoint(settings) is None and not (folder / "checkpoint-40").exists()
+    folder = make_checkpoints(settings, [40], 40, {**runs.made_with(settings, "model", BASE), "settings": {"seed": 7}})
+    assert train.last_checkpoint(settings, BASE) is None and not (folder / "checkpoint-40").exists()
     assert "removed the checkpoints of the earlier run" in capsys.readouterr().out
-    assert runs.record(settings, "checkpoints") == runs.made_with(settings, "model")
+    assert runs.record(settings, "checkpoints") == runs.made_with(settings, "model", BASE)
+
+
+def test_a_run_from_another_base_model_is_not_resumed(settings):
+    folder = make_checkpoints(settings, [10], 40, runs.made_with(settings, "model", BASE))
+    with pytest.raises(config.SettingsError, match="interrupted run with other settings, inputs"):
+        train.last_checkpoint(settings, "another/base-model")
+    assert train.last_checkpoint(settings, BASE) == str(folder / "checkpoint-10")
 
 
 def test_precision_auto_is_fp32_on_a_cpu_and_bf16_when_asked(settings):

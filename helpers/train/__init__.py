@@ -14,16 +14,15 @@ import logging
 import os
 import re
 import shutil
-import sys
 from pathlib import Path
 from typing import Any
 
 import torch
 from transformers import Trainer, TrainingArguments
 
-from . import runs
-from .collate import SeededMasks, make_collator
-from .config import Settings, SettingsError
+from .. import runs
+from ..collate import SeededMasks, make_collator
+from ..config import Settings, SettingsError
 
 
 class _ResumeNoise(logging.Filter):
@@ -116,23 +115,24 @@ def _step(checkpoint: Path) -> int:
     return int(checkpoint.name.rsplit("-", 1)[1])
 
 
-def last_checkpoint(settings: Settings) -> str | None:
-    """The newest complete checkpoint made with these settings and code, to resume from (None: from the start);
-    a finished run's of other settings are removed, an interrupted one's refused with the fix unless ``retrain``."""
+def last_checkpoint(settings: Settings, base: str) -> str | None:
+    """The newest complete checkpoint made with these settings and code, from these blocks and the ``base`` model, to
+    resume from (None: from the start); a finished run's of other inputs are removed, an interrupted one's refused
+    with the fix unless ``retrain``."""
     folder = runs.path(settings, "checkpoints")
     complete = sorted((c for c in folder.glob("checkpoint-*") if (c / "trainer_state.json").exists()), key=_step)
-    same = runs.record(settings, "checkpoints") == runs.made_with(settings, "model")
+    same = runs.record(settings, "checkpoints") == runs.made_with(settings, "model", base)
     if complete and not same or settings.retrain:
         state = json.loads((complete[-1] / "trainer_state.json").read_text()) if complete else {}
         if complete and state["global_step"] < state["max_steps"] and not settings.retrain:
-            raise SettingsError(f"{runs.shown(folder)} holds an interrupted run with other settings or older code: finish "
+            raise SettingsError(f"{runs.shown(folder)} holds an interrupted run with other settings, inputs or older code: finish "
                                 f"it with its own ({runs.shown(folder / runs.RECORD)}), or set retrain=True to start afresh")
         if folder.exists() and int(os.environ.get("RANK", "0")) == 0:
             shutil.rmtree(folder)
             print(f"removed the checkpoints of the earlier run in {runs.shown(folder)}")
         complete = []
     if int(os.environ.get("RANK", "0")) == 0:
-        runs.write_json(folder / runs.RECORD, runs.made_with(settings, "model"))
+        runs.write_json(folder / runs.RECORD, runs.made_with(settings, "model", base))
     if complete:
         print(f"resuming from {runs.shown(complete[-1])}")
     return str(complete[-1]) if complete else None
@@ -175,9 +175,3 @@ def push(settings: Settings, api=None) -> str:
                         f"network), then call train.push(settings) again") from err
     print(f"pushed {runs.shown(folder)} to {url}")
     return str(url)
-
-
-if __name__ == "__main__":  # python -m helpers.train: notebook 04 unattended, its inputs built as 01-03 build them
-    from helpers.steps import main
-
-    sys.exit(main())
