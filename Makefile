@@ -21,15 +21,18 @@ QUIET   := TQDM_DISABLE=1 HF_DATASETS_DISABLE_PROGRESS_BARS=1 HF_HUB_DISABLE_PRO
 
 setup: $(SETUP)
 
-# torch first, from the CPU wheel on disk: a torch range resolved later would pull a CUDA build of several GB.
+# torch first, pinned: a torch range resolved later could pull a newer build. pip picks which: on Linux PyPI's is the
+# CUDA one (several GB); TORCH_INDEX=https://download.pytorch.org/whl/cpu takes the CPU wheel from PyTorch's index.
+TORCH_INDEX ?=
 $(SETUP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
-	$(BIN)/pip install -q --disable-pip-version-check torch==2.13.0
+	$(BIN)/pip install -q --disable-pip-version-check torch==2.13.0 $(if $(TORCH_INDEX),--index-url $(TORCH_INDEX))
 	$(BIN)/pip install -q --disable-pip-version-check -e ".[dev]"
 	touch $@
 
+# On a terminal, each notebook's cells as a bar and the lines they print; quiet in a log or CI (scripts/run_all.py).
 run-all: $(SETUP)
-	$(QUIET) $(BIN)/python -m scripts.run_all $(if $(PROFILE),--profile $(PROFILE)) $(PARAMS)
+	$(BIN)/python -m scripts.run_all $(if $(PROFILE),--profile $(PROFILE)) $(PARAMS)
 
 test: unit nbval
 
@@ -78,3 +81,4 @@ exercises: $(SETUP)
 
 clean:
 	rm -rf runs .pytest_cache
+	@echo "left: $${COURSE_CACHE:-$$HOME/.cache/mlm-course} (the general model, shared by every run; remove it to make it afresh)"

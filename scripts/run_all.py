@@ -53,7 +53,7 @@ def run_all(parameters: dict[str, Any], output_dir: Path | None = None) -> confi
     output_dir = output_dir or runs.path(settings, "notebooks")
     for name in NOTEBOOKS:
         start = time.perf_counter()
-        print(f"{name} ...", end=" ", flush=True)
+        print(f"{name} ...", end="\n" if sys.stdout.isatty() else " ", flush=True)
         run_notebook(name, notebook_parameters(name, parameters), output_dir)
         print(f"{time.perf_counter() - start:.1f} s", flush=True)
     return settings
@@ -73,12 +73,15 @@ def quiet_shutdown_kernel_manager():
 
 
 def run_notebook(name: str, parameters: dict[str, Any], output_dir: Path) -> None:
-    """One notebook through papermill, unattended (no progress bars), into ``output_dir``."""
+    """One notebook through papermill into ``output_dir``: on a terminal, a bar of its cells and the lines they print;
+    elsewhere (CI, a log) quiet."""
     import nbformat
     import papermill
 
+    terminal = sys.stdout.isatty()
     for key, value in QUIET.items():
-        os.environ.setdefault(key, value)
+        if not terminal or key == "COURSE_SKIP_TRY_IT":
+            os.environ.setdefault(key, value)
     output_dir.mkdir(parents=True, exist_ok=True)
     source = config.project_root() / "notebooks"
     notebook = nbformat.read(source / f"{name}.ipynb", as_version=4)
@@ -87,7 +90,9 @@ def run_notebook(name: str, parameters: dict[str, Any], output_dir: Path) -> Non
     notebook.cells = [c for c in notebook.cells if "injected-parameters" not in c.metadata.get("tags", [])]
     output = output_dir / f"{name}.ipynb"
     papermill.execute_notebook(notebook, str(output), parameters=parameters, cwd=str(source), kernel_name="python3",
-                               progress_bar=False, kernel_manager_class=quiet_shutdown_kernel_manager(),
+                               progress_bar=terminal and {"desc": name, "leave": False},
+                               stdout_file=sys.stdout if terminal else None,
+                               kernel_manager_class=quiet_shutdown_kernel_manager(),
                                extra_arguments=["--IPKernelApp.log_level=ERROR"])
     executed = nbformat.read(output, as_version=4)  # handed a notebook object, papermill records all of it as its input
     executed.metadata.papermill["input_path"] = f"notebooks/{name}.ipynb"

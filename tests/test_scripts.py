@@ -3,6 +3,8 @@ the Colab links, and the measured answers the notebooks render."""
 
 import json
 import math
+import os
+import sys
 from pathlib import Path
 
 import pyarrow.parquet as pq
@@ -191,3 +193,26 @@ def test_the_call_count_counts_each_call_site_into_helpers_and_nothing_else(tmp_
     notebook.write_text(json.dumps({"cells": [{"cell_type": "markdown" if c.startswith("##") else "code", "source": c}
                                               for c in cells]}))
     assert calls.calls(notebook) == ["runs.save", "lesson.perplexity", "plots.top_k", "plots.top_k"]  # by hand
+
+
+def test_make_run_all_shows_each_notebooks_cells_on_a_terminal_and_stays_quiet_in_a_log(tmp_path, monkeypatch):
+    import nbformat
+    import papermill
+
+    given = []
+
+    def execute(notebook, output, **options):  # papermill's call, the notebook written back unrun
+        given.append(options)
+        notebook.metadata["papermill"] = {}
+        nbformat.write(notebook, output)
+
+    monkeypatch.setattr(papermill, "execute_notebook", execute)
+    for key in run_all.QUIET:
+        monkeypatch.delenv(key, raising=False)
+    monkeypatch.setattr(sys.stdout, "isatty", lambda: True)
+    run_all.run_notebook("04_train", {}, tmp_path)
+    assert given[-1]["progress_bar"] == {"desc": "04_train", "leave": False} and given[-1]["stdout_file"] is sys.stdout
+    assert "TQDM_DISABLE" not in os.environ  # training's own bar shows too
+    monkeypatch.setattr(sys.stdout, "isatty", lambda: False)
+    run_all.run_notebook("04_train", {}, tmp_path)
+    assert given[-1]["progress_bar"] is False and given[-1]["stdout_file"] is None and os.environ["TQDM_DISABLE"] == "1"
