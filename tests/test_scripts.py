@@ -212,7 +212,7 @@ def test_make_run_all_shows_each_notebooks_cells_on_a_terminal_and_stays_quiet_i
     monkeypatch.setattr(sys.stdout, "isatty", lambda: True)
     run_all.run_notebook("04_train", {}, tmp_path)
     assert given[-1]["progress_bar"] == {"desc": "04_train", "leave": False} and given[-1]["stdout_file"] is sys.stdout
-    assert "TQDM_DISABLE" not in os.environ  # training's own bar shows too
+    assert "TQDM_DISABLE" not in os.environ  # the kernels keep their bars (Trainer draws its own as HTML in 04)
     monkeypatch.setattr(sys.stdout, "isatty", lambda: False)
     run_all.run_notebook("04_train", {}, tmp_path)
     assert given[-1]["progress_bar"] is False and given[-1]["stdout_file"] is None and os.environ["TQDM_DISABLE"] == "1"
