@@ -30,7 +30,8 @@ $(SETUP): pyproject.toml
 	$(BIN)/pip install -q --disable-pip-version-check -e ".[dev]"
 	touch $@
 
-# On a terminal, each notebook's cells as a bar and the lines they print; quiet in a log or CI (scripts/run_all.py).
+# On a terminal, a bar of each notebook's cells, the lines they print and Trainer's own bar; quiet in a log or CI
+# (scripts/run_all.py).
 run-all: $(SETUP)
 	$(BIN)/python -m scripts.run_all $(if $(PROFILE),--profile $(PROFILE)) $(PARAMS)
 

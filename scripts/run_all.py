@@ -23,6 +23,10 @@ from helpers import config, runs, steps
 NOTEBOOKS = ("01_load", "02_preprocess", "03_collate", "04_train", "05_evaluate", "06_infer")
 QUIET = {"TQDM_DISABLE": "1", "HF_DATASETS_DISABLE_PROGRESS_BARS": "1", "HF_HUB_DISABLE_PROGRESS_BARS": "1",
          "COURSE_SKIP_TRY_IT": "1"}  # and the Try it variants that train: the learner runs them
+# In a kernel, Trainer draws its bar as HTML, which papermill cannot pass on to a terminal: on one, the kernels run here
+# draw the text bar Trainer draws outside notebooks (its ProgressCallback, with tqdm's text bar).
+TEXT_BARS = ("import tqdm, transformers.trainer, transformers.trainer_callback as callbacks; callbacks.tqdm = tqdm.tqdm; "
+             "transformers.trainer.DEFAULT_PROGRESS_CALLBACK = callbacks.ProgressCallback")
 
 
 def listed(name: str) -> dict[str, Any]:
@@ -73,8 +77,8 @@ def quiet_shutdown_kernel_manager():
 
 
 def run_notebook(name: str, parameters: dict[str, Any], output_dir: Path) -> None:
-    """One notebook through papermill into ``output_dir``: on a terminal, a bar of its cells and the lines they print;
-    elsewhere (CI, a log) quiet."""
+    """One notebook through papermill into ``output_dir``: on a terminal, a bar of its cells, the lines they print and
+    training's bar; elsewhere (CI, a log) quiet."""
     import nbformat
     import papermill
 
@@ -91,9 +95,9 @@ def run_notebook(name: str, parameters: dict[str, Any], output_dir: Path) -> Non
     output = output_dir / f"{name}.ipynb"
     papermill.execute_notebook(notebook, str(output), parameters=parameters, cwd=str(source), kernel_name="python3",
                                progress_bar=terminal and {"desc": name, "leave": False},
-                               stdout_file=sys.stdout if terminal else None,
+                               stdout_file=sys.stdout if terminal else None, stderr_file=sys.stderr if terminal else None,
                                kernel_manager_class=quiet_shutdown_kernel_manager(),
-                               extra_arguments=["--IPKernelApp.log_level=ERROR"])
+                               extra_arguments=["--IPKernelApp.log_level=ERROR"] + terminal * [f"--IPKernelApp.exec_lines={TEXT_BARS}"])
     executed = nbformat.read(output, as_version=4)  # handed a notebook object, papermill records all of it as its input
     executed.metadata.papermill["input_path"] = f"notebooks/{name}.ipynb"
     nbformat.write(executed, output)

@@ -195,24 +195,39 @@ def test_the_call_count_counts_each_call_site_into_helpers_and_nothing_else(tmp_
     assert calls.calls(notebook) == ["runs.save", "lesson.perplexity", "plots.top_k", "plots.top_k"]  # by hand
 
 
-def test_make_run_all_shows_each_notebooks_cells_on_a_terminal_and_stays_quiet_in_a_log(tmp_path, monkeypatch):
+TINY_TRAINING = """
+from datasets import Dataset
+from transformers import BertConfig, BertForMaskedLM, Trainer, TrainingArguments
+
+model = BertForMaskedLM(BertConfig(vocab_size=50, hidden_size=16, num_hidden_layers=1, num_attention_heads=2,
+                                   intermediate_size=32))
+data = Dataset.from_dict({"input_ids": [[1, 2, 3, 4]] * 12, "labels": [[1, 2, 3, 4]] * 12})
+args = TrainingArguments(output_dir="out", max_steps=3, per_device_train_batch_size=4, save_strategy="no",
+                         report_to="none", use_cpu=True)
+Trainer(model=model, args=args, train_dataset=data).train()
+print("trained")
+"""
+
+
+def test_make_run_all_shows_the_cells_and_trainings_bar_on_a_terminal_and_stays_quiet_in_a_log(tmp_path, monkeypatch,
+                                                                                                 capsys):
     import nbformat
     import papermill
 
-    given = []
-
-    def execute(notebook, output, **options):  # papermill's call, the notebook written back unrun
-        given.append(options)
-        notebook.metadata["papermill"] = {}
-        nbformat.write(notebook, output)
-
-    monkeypatch.setattr(papermill, "execute_notebook", execute)
+    given, execute = [], papermill.execute_notebook
+    monkeypatch.setattr(papermill, "execute_notebook", lambda *args, **options: given.append(options) or execute(*args, **options))
+    (tmp_path / "notebooks").mkdir()  # a notebook that trains 3 steps with the Trainer's own bar, run by a real kernel
+    nbformat.write(nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(TINY_TRAINING)]),
+                   tmp_path / "notebooks" / "tiny.ipynb")
+    monkeypatch.setattr(config, "project_root", lambda: tmp_path)
     for key in run_all.QUIET:
         monkeypatch.delenv(key, raising=False)
     monkeypatch.setattr(sys.stdout, "isatty", lambda: True)
-    run_all.run_notebook("04_train", {}, tmp_path)
-    assert given[-1]["progress_bar"] == {"desc": "04_train", "leave": False} and given[-1]["stdout_file"] is sys.stdout
-    assert "TQDM_DISABLE" not in os.environ  # the kernels keep their bars (Trainer draws its own as HTML in 04)
+    run_all.run_notebook("tiny", {}, tmp_path / "out")
+    shown = capsys.readouterr()
+    assert given[-1]["progress_bar"] == {"desc": "tiny", "leave": False}  # papermill's bar of the cells (tests: no tqdm)
+    assert "trained" in shown.out  # the lines the cells print
+    assert "| 3/3 [" in shown.err  # Trainer's text bar: in a kernel it draws HTML, which a terminal never sees
     monkeypatch.setattr(sys.stdout, "isatty", lambda: False)
-    run_all.run_notebook("04_train", {}, tmp_path)
-    assert given[-1]["progress_bar"] is False and given[-1]["stdout_file"] is None and os.environ["TQDM_DISABLE"] == "1"
+    run_all.run_notebook("tiny", {}, tmp_path / "out")
+    assert given[-1]["progress_bar"] is False and capsys.readouterr() == ("", "")
