@@ -8,7 +8,6 @@ import codecs
 import hashlib
 import json
 import os
-import tempfile
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Iterator
@@ -59,11 +58,27 @@ def corpus_file(source: str) -> str:
     text = "".join(json.dumps(row, ensure_ascii=False) + "\n" for row in rows).encode()
     target = assets.CACHE / f"{Path(source).stem}-{hashlib.sha256(text).hexdigest()[:12]}.jsonl"
     if not target.exists():  # named by its content: a changed text gets a file of its own
-        target.parent.mkdir(parents=True, exist_ok=True)
-        with tempfile.NamedTemporaryFile(dir=target.parent, prefix=f".{target.name}.", delete=False) as tmp:
-            tmp.write(text)
-        os.replace(tmp.name, target)  # whole or not at all, whoever writes it first
+        write_whole(target, text)
     return str(target)
+
+
+def write_whole(target: Path, content: bytes) -> None:
+    """``content`` in ``target``, whole or not at all: written beside it under this process's name, then renamed."""
+    target.parent.mkdir(parents=True, exist_ok=True)
+    scratch = target.with_name(f".{target.name}.{os.getpid()}")
+    scratch.write_bytes(content)
+    os.replace(scratch, target)
+
+
+def hash_files(files: list[Path]) -> str:
+    """The files' names and bytes, hashed, each read in chunks (a corpus may be large)."""
+    hashed = hashlib.sha256()
+    for file in files:
+        hashed.update(file.name.encode())
+        with file.open("rb") as chunks:
+            for chunk in iter(lambda: chunks.read(1 << 20), b""):
+                hashed.update(chunk)
+    return hashed.hexdigest()[:16]
 
 
 def fingerprint(settings: Settings) -> str:
@@ -72,14 +87,10 @@ def fingerprint(settings: Settings) -> str:
     if settings.source == "hub":
         return "hub"
     file = assets.wiki_summaries_file() if settings.source in assets.WIKI_TOPICS else Path(settings.source)
-    hashed = hashlib.sha256()
     try:
-        with file.open("rb") as chunks:
-            for chunk in iter(lambda: chunks.read(1 << 20), b""):
-                hashed.update(chunk)
+        return hash_files([file])
     except OSError:
         return "unreadable"  # not current: making it again says what is wrong with the file
-    return hashed.hexdigest()[:16]
 
 
 def split_name(settings: Settings) -> str:

@@ -104,10 +104,7 @@ def fingerprint(model: str) -> str:
     folder = Path(model)
     if not folder.is_dir():
         return model
-    hashed = hashlib.sha256()
-    for file in sorted(f for f in folder.iterdir() if f.is_file() and f.name != RECORD):
-        hashed.update(file.name.encode() + file.read_bytes())
-    return hashed.hexdigest()[:16]
+    return data.hash_files(sorted(f for f in folder.iterdir() if f.is_file() and f.name != RECORD))
 
 
 def inputs(settings: Settings, name: str, base: str | None = None) -> dict[str, str]:
@@ -159,12 +156,9 @@ def record(settings: Settings, name: str) -> dict[str, Any] | None:
     return found if isinstance(found, dict) and isinstance(found.get("settings"), dict) and "code" in found else None
 
 
-def write_json(target: Path, data: Any) -> None:
-    """A JSON file written whole or not at all: a temporary file renamed over the old one."""
-    target.parent.mkdir(parents=True, exist_ok=True)
-    with tempfile.NamedTemporaryFile("w", dir=target.parent, prefix=f".{target.name}.", delete=False) as tmp:
-        tmp.write(json.dumps(data, indent=2) + "\n")
-    os.replace(tmp.name, target)
+def write_json(target: Path, content: Any) -> None:
+    """A JSON file written whole or not at all (data.write_whole)."""
+    data.write_whole(target, (json.dumps(content, indent=2) + "\n").encode())
 
 
 def read_metrics(settings: Settings) -> dict[str, Any]:

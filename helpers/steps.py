@@ -46,12 +46,13 @@ def load(name: str, settings: Settings) -> tuple[Any, Settings]:
                                 f"corpus or an earlier step changed since): rerun 04_train, or set retrain=True")
     elif record is not None:
         settings = pinned(settings, record["settings"], name)  # a clash is refused here, with the fix
-        if record["code"] == runs.CODE or name == "model":  # a model is used, and said to be older
+        same_code = record["code"] == runs.CODE
+        if same_code or name == "model":  # a model is used, and said to be older
             try:
                 if name == "model" and not (target / "model.safetensors").is_file():
                     raise FileNotFoundError(target / "model.safetensors")
                 thing = str(target) if name == "model" else load_from_disk(str(target), keep_in_memory=True)
-                older = "" if record["code"] == runs.CODE else " (by older code or libraries: rerun 04_train to train it with these)"
+                older = "" if same_code else " (by older code or libraries: rerun 04_train to train it with these)"
                 print(f"read {runs.shown(target)}, made by {runs.MADE_BY[name]}{older}")
                 return thing, settings
             except (OSError, ValueError) as err:  # a file cut short or missing: make it again

@@ -179,6 +179,25 @@ def test_metrics_belong_to_the_model_they_were_measured_on(tmp_path):
         runs.read_metrics(s)
 
 
+def test_records_and_metrics_are_written_whole_with_the_mode_any_file_gets(tmp_path):
+    (tmp_path / "plain.txt").write_text("written by open()")
+    runs.write_json(tmp_path / "metrics.json", {"perplexity_after": 47.8})
+    runs.write_json(tmp_path / "metrics.json", {"perplexity_after": 50.0})  # over the old one
+    assert json.loads((tmp_path / "metrics.json").read_text()) == {"perplexity_after": 50.0}
+    mode = {p.name: p.stat().st_mode for p in tmp_path.iterdir()}  # nothing else: no scratch file left
+    assert mode == {"plain.txt": mode["plain.txt"], "metrics.json": mode["plain.txt"]}  # a temporary file's was 0600
+
+
+def test_the_corpus_and_model_fingerprints_hash_each_files_name_and_bytes(tmp_path):
+    (tmp_path / "a.txt").write_text("one")
+    (tmp_path / "b.bin").write_bytes(bytes(range(256)) * 5000)  # over the 1 MiB chunk
+    by_hand = hashlib.sha256(b"a.txt" + b"one" + b"b.bin" + bytes(range(256)) * 5000).hexdigest()[:16]
+    assert runs.fingerprint(str(tmp_path)) == by_hand
+    assert runs.fingerprint("some/hub-name") == "some/hub-name"
+    s = config.make_settings("tiny", source=str(tmp_path / "a.txt"))
+    assert runs.inputs(s, "splits") == {"corpus": hashlib.sha256(b"a.txt" + b"one").hexdigest()[:16]}
+
+
 def test_paths_are_shown_relative_to_the_project(tmp_path):
     root = config.project_root()
     assert runs.shown(root / "runs" / "tiny" / "blocks") == "runs/tiny/blocks"
