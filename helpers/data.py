@@ -8,6 +8,7 @@ import codecs
 import hashlib
 import json
 import os
+import uuid
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Iterator
@@ -63,11 +64,14 @@ def corpus_file(source: str) -> str:
 
 
 def write_whole(target: Path, content: bytes) -> None:
-    """``content`` in ``target``, whole or not at all: written beside it under this process's name, then renamed."""
+    """``content`` in ``target``, whole or not at all: written beside it under a name of its own, then renamed."""
     target.parent.mkdir(parents=True, exist_ok=True)
-    scratch = target.with_name(f".{target.name}.{os.getpid()}")
-    scratch.write_bytes(content)
-    os.replace(scratch, target)
+    scratch = target.with_name(f".{target.name}.{uuid.uuid4().hex[:12]}")
+    try:
+        scratch.write_bytes(content)
+        os.replace(scratch, target)
+    finally:
+        scratch.unlink(missing_ok=True)  # left only where writing failed
 
 
 def hash_files(files: list[Path]) -> str:
@@ -82,8 +86,8 @@ def hash_files(files: list[Path]) -> str:
 
 
 def fingerprint(settings: Settings) -> str:
-    """What the corpus holds: its file's bytes hashed (the installed summaries' or yours); from the Hub, its name,
-    config, revision and split, which the settings hold already."""
+    """What the corpus holds: its file's name and bytes hashed (the installed summaries' or yours); from the Hub, its
+    name, config, revision and split, which the settings hold already."""
     if settings.source == "hub":
         return "hub"
     file = assets.wiki_summaries_file() if settings.source in assets.WIKI_TOPICS else Path(settings.source)

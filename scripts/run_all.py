@@ -24,9 +24,14 @@ NOTEBOOKS = ("01_load", "02_preprocess", "03_collate", "04_train", "05_evaluate"
 QUIET = {"TQDM_DISABLE": "1", "HF_DATASETS_DISABLE_PROGRESS_BARS": "1", "HF_HUB_DISABLE_PROGRESS_BARS": "1",
          "COURSE_SKIP_TRY_IT": "1"}  # and the Try it variants that train: the learner runs them
 # In a kernel, Trainer draws its bar as HTML, which papermill cannot pass on to a terminal: on one, the kernels run here
-# draw the text bar Trainer draws outside notebooks (its ProgressCallback, with tqdm's text bar).
+# draw the text bar Trainer draws outside notebooks (its ProgressCallback, with tqdm's text bar), and leave no names.
 TEXT_BARS = ("import tqdm, transformers.trainer, transformers.trainer_callback as callbacks; callbacks.tqdm = tqdm.tqdm; "
-             "transformers.trainer.DEFAULT_PROGRESS_CALLBACK = callbacks.ProgressCallback")
+             "transformers.trainer.DEFAULT_PROGRESS_CALLBACK = callbacks.ProgressCallback; del tqdm, transformers, callbacks")
+
+
+def on_terminal() -> bool:
+    """Whether both of this process's output streams are a terminal (not CI, not a log)."""
+    return sys.stdout.isatty() and sys.stderr.isatty()
 
 
 def listed(name: str) -> dict[str, Any]:
@@ -57,7 +62,7 @@ def run_all(parameters: dict[str, Any], output_dir: Path | None = None) -> confi
     output_dir = output_dir or runs.path(settings, "notebooks")
     for name in NOTEBOOKS:
         start = time.perf_counter()
-        print(f"{name} ...", end="\n" if sys.stdout.isatty() else " ", flush=True)
+        print(f"{name} ...", end="\n" if on_terminal() else " ", flush=True)
         run_notebook(name, notebook_parameters(name, parameters), output_dir)
         print(f"{time.perf_counter() - start:.1f} s", flush=True)
     return settings
@@ -77,12 +82,13 @@ def quiet_shutdown_kernel_manager():
 
 
 def run_notebook(name: str, parameters: dict[str, Any], output_dir: Path) -> None:
-    """One notebook through papermill into ``output_dir``: on a terminal, a bar of its cells, the lines they print and
-    training's bar; elsewhere (CI, a log) quiet."""
+    """One notebook through papermill into ``output_dir``: on a terminal, a bar of its cells, the lines they print and,
+    unless ``TQDM_DISABLE`` is set (``make notebooks``), Trainer's text bar; elsewhere (CI, a log) quiet."""
     import nbformat
     import papermill
 
-    terminal = sys.stdout.isatty()
+    terminal = on_terminal()
+    text_bars = terminal and not os.environ.get("TQDM_DISABLE")  # the kernel's records then hold the text bar too
     for key, value in QUIET.items():
         if not terminal or key == "COURSE_SKIP_TRY_IT":
             os.environ.setdefault(key, value)
@@ -97,7 +103,7 @@ def run_notebook(name: str, parameters: dict[str, Any], output_dir: Path) -> Non
                                progress_bar=terminal and {"desc": name, "leave": False},
                                stdout_file=sys.stdout if terminal else None, stderr_file=sys.stderr if terminal else None,
                                kernel_manager_class=quiet_shutdown_kernel_manager(),
-                               extra_arguments=["--IPKernelApp.log_level=ERROR"] + terminal * [f"--IPKernelApp.exec_lines={TEXT_BARS}"])
+                               extra_arguments=["--IPKernelApp.log_level=ERROR"] + text_bars * [f"--IPKernelApp.exec_lines={TEXT_BARS}"])
     executed = nbformat.read(output, as_version=4)  # handed a notebook object, papermill records all of it as its input
     executed.metadata.papermill["input_path"] = f"notebooks/{name}.ipynb"
     nbformat.write(executed, output)

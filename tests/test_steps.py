@@ -186,6 +186,11 @@ def test_records_and_metrics_are_written_whole_with_the_mode_any_file_gets(tmp_p
     assert json.loads((tmp_path / "metrics.json").read_text()) == {"perplexity_after": 50.0}
     mode = {p.name: p.stat().st_mode for p in tmp_path.iterdir()}  # nothing else: no scratch file left
     assert mode == {"plain.txt": mode["plain.txt"], "metrics.json": mode["plain.txt"]}  # a temporary file's was 0600
+    (tmp_path / "record.json").mkdir()  # a folder where the file should go: the rename fails
+    (tmp_path / "record.json" / "kept").write_text("")
+    with pytest.raises(OSError):
+        runs.write_json(tmp_path / "record.json", {"code": 1})
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["metrics.json", "plain.txt", "record.json"]  # no scratch file
 
 
 def test_the_corpus_and_model_fingerprints_hash_each_files_name_and_bytes(tmp_path):
