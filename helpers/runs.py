@@ -143,7 +143,7 @@ def save(thing: Any, settings: Settings, name: str, tokenizer=None) -> None:
         else:
             thing.save_pretrained(str(tmp))
             tokenizer.save_pretrained(str(tmp))
-        (tmp / RECORD).write_text(json.dumps(made_with(settings, name, base), indent=2) + "\n")
+        write_json(tmp / RECORD, made_with(settings, name, base))
     print(f"wrote {shown(target)}")
 
 

@@ -173,7 +173,7 @@ def base_model(settings: Settings) -> str:
         return assets.model_path(settings.model)
     folder = general_folder(settings)
     folder.parent.mkdir(parents=True, exist_ok=True)
-    with FileLock(f"{folder}.lock"):
+    with FileLock(f"{folder}.lock"):  # its own lock: runs.atomic, inside, holds the .<name>-lock one
         if not (folder / "model.safetensors").exists():
             if int(os.environ.get("WORLD_SIZE", "1")) > 1:
                 raise SettingsError("the general model is not made yet: make it in one process first (run 04_train, "

@@ -103,7 +103,7 @@ def run_notebook(name: str, parameters: dict[str, Any], output_dir: Path) -> Non
                                progress_bar=terminal and {"desc": name, "leave": False},
                                stdout_file=sys.stdout if terminal else None, stderr_file=sys.stderr if terminal else None,
                                kernel_manager_class=quiet_shutdown_kernel_manager(),
-                               extra_arguments=["--IPKernelApp.log_level=ERROR"] + text_bars * [f"--IPKernelApp.exec_lines={TEXT_BARS}"])
+                               extra_arguments=["--IPKernelApp.log_level=ERROR"] + ([f"--IPKernelApp.exec_lines={TEXT_BARS}"] if text_bars else []))
     executed = nbformat.read(output, as_version=4)  # handed a notebook object, papermill records all of it as its input
     executed.metadata.papermill["input_path"] = f"notebooks/{name}.ipynb"
     nbformat.write(executed, output)

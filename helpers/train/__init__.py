@@ -121,7 +121,8 @@ def last_checkpoint(settings: Settings, base: str) -> str | None:
     with the fix unless ``retrain``."""
     folder = runs.path(settings, "checkpoints")
     complete = sorted((c for c in folder.glob("checkpoint-*") if (c / "trainer_state.json").exists()), key=_step)
-    same = runs.record(settings, "checkpoints") == runs.made_with(settings, "model", base)
+    made = runs.made_with(settings, "model", base)  # hashes the blocks' record and the base model's files
+    same = runs.record(settings, "checkpoints") == made
     if complete and not same or settings.retrain:
         state = json.loads((complete[-1] / "trainer_state.json").read_text()) if complete else {}
         if complete and state["global_step"] < state["max_steps"] and not settings.retrain:
@@ -132,7 +133,7 @@ def last_checkpoint(settings: Settings, base: str) -> str | None:
             print(f"removed the checkpoints of the earlier run in {runs.shown(folder)}")
         complete = []
     if int(os.environ.get("RANK", "0")) == 0:
-        runs.write_json(folder / runs.RECORD, runs.made_with(settings, "model", base))
+        runs.write_json(folder / runs.RECORD, made)
     if complete:
         print(f"resuming from {runs.shown(complete[-1])}")
     return str(complete[-1]) if complete else None
